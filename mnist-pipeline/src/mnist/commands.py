@@ -1,0 +1,115 @@
+"""The pipeline's commands. Each takes the config first; ``mlpipes.cli`` turns them into a CLI.
+
+A child pipeline reuses these functions as they are: they only touch the config they are given.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+
+from mlpipes.errors import DataError, UserError
+from mlpipes.weights import manifest_filename
+from mnist import dataset, train
+from mnist.config import MnistConfig
+from mnist.evaluate import evaluate_model
+from mnist.model import Classifier, mnist_classifier
+
+WeightsOption = Annotated[
+    str,
+    "weights: 'trained' (this artifact dir), 'pretrained' (bundled) or a manifest path; "
+    "default: trained if present, else pretrained",
+]
+
+
+def save_datasets(
+    config: MnistConfig, force: Annotated[bool, "rewrite the records even if they are up to date"] = False
+) -> None:
+    """Fetch the raw data and write train/test dataset records into the artifact directory."""
+    records = dataset.save_datasets(config, force=force)
+    rows = ", ".join(f"{split} {info['rows']}" for split, info in records.index["splits"].items())
+    print(f"dataset records ({rows}) in {records.url}\nsha256 {records.sha256}")
+
+
+def train_model(
+    config: MnistConfig, resume: Annotated[bool, "continue the latest run from its last checkpoint"] = False
+) -> None:
+    """Train the classifier; writes a run record, a checkpoint per epoch and versioned weights."""
+    train.train_model(config, resume=resume)
+
+
+def load_classifier(config: MnistConfig, weights: str = "") -> Classifier:
+    """The classifier from ``weights`` (see ``WeightsOption``)."""
+    trained = config.weights_dir / manifest_filename(config.pipeline, config.model_version)
+    if weights == "trained" or (not weights and trained.exists()):
+        if not trained.exists():
+            raise UserError(f"{trained}: no trained weights; run train-model first or use --weights pretrained")
+        return mnist_classifier(config, pretrained=str(trained))
+    if weights in ("", "pretrained"):
+        return mnist_classifier(config, pretrained=True)
+    return mnist_classifier(config, pretrained=weights)
+
+
+def evaluate(config: MnistConfig, weights: WeightsOption = "") -> None:
+    """Test accuracy, per-class accuracy and confusion matrix of a model version."""
+    model = load_classifier(config, weights)
+    images, labels = dataset.load_split(config, "test", config.test_samples)
+    result = evaluate_model(model, images, labels)
+    print(f"test accuracy {result['accuracy']:.4f} on {result['examples']} images (loss {result['loss']:.4f})")
+    print("per class: " + "  ".join(f"{k}:{v:.3f}" for k, v in result["per_class_accuracy"].items()))
+    width = max(5, len(str(max(max(r) for r in result["confusion_matrix"]))) + 1)
+    print("confusion matrix (rows: true, columns: predicted)")
+    print(" " * 4 + "".join(f"{label:>{width}}" for label in model.labels))
+    for label, row in zip(model.labels, result["confusion_matrix"]):
+        print(f"{label:>4}" + "".join(f"{count:>{width}}" for count in row))
+
+
+def load_image_file(path: Path, size: int) -> np.ndarray:
+    """A PNG/JPG (as grayscale, resized to ``size``) or a .npy array."""
+    if not path.exists():
+        raise DataError(f"{path}: no such file")
+    if path.suffix.lower() == ".npy":
+        return np.load(path, allow_pickle=False)
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            gray = image.convert("L")
+            if gray.size != (size, size):
+                gray = gray.resize((size, size), Image.Resampling.LANCZOS)
+            return np.asarray(gray)
+    except (UnidentifiedImageError, OSError) as e:
+        raise DataError(f"{path}: not a readable image ({e})") from None
+
+
+def predict(
+    config: MnistConfig,
+    files: Annotated[list[str], "PNG, JPG or .npy files (a .npy may hold a batch)"],
+    json_output: Annotated[bool, "print JSON instead of text"] = False,
+    weights: WeightsOption = "",
+) -> None:
+    """Classify image files: the most likely label and its probability for each."""
+    model = load_classifier(config, weights)
+    results = []
+    for name in files:
+        array = load_image_file(Path(name), config.image_size)
+        probabilities = model.predict(array)
+        for i, p in enumerate(probabilities):
+            best = int(p.argmax())
+            entry = {"file": name, "label": model.labels[best], "probability": float(p[best])}
+            if len(probabilities) > 1:
+                entry["index"] = i
+            entry["probabilities"] = {label: round(float(q), 6) for label, q in zip(model.labels, p)}
+            results.append(entry)
+    if json_output:
+        print(json.dumps(results, indent=2))
+    else:
+        for r in results:
+            where = f"{r['file']}[{r['index']}]" if "index" in r else r["file"]
+            print(f"{where}: {r['label']} ({r['probability']:.4f})")
+
+
+COMMANDS = [save_datasets, train_model, evaluate, predict]

@@ -1,0 +1,76 @@
+"""Turn user images and labels into the tensors the model trains and predicts on.
+
+The same functions serve training and inference, so a model never sees data prepared two ways.
+Images become float32 ``(N, 1, H, W)`` in [0, 1], white ink on black like MNIST.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from mlpipes.errors import DataError
+
+MIN_SIZE = 28
+
+
+def preprocess_images(
+    images: np.ndarray | torch.Tensor, invert: bool | None = None, min_size: int = MIN_SIZE
+) -> torch.Tensor:
+    """Images → float32 tensor ``(N, 1, H, W)`` in [0, 1].
+
+    Accepts numpy or torch; uint8 0–255 or float 0–1; shapes (H, W), (N, H, W), (N, H, W, 1)
+    channels-last as in Keras, or (N, 1, H, W). ``invert=None`` flips dark-on-white images
+    (judged by their border) to MNIST's white-on-black; True/False forces it for all.
+    """
+    if not isinstance(images, torch.Tensor):
+        images = np.ascontiguousarray(images)
+        if not images.flags.writeable:  # torch refuses to share read-only memory
+            images = images.copy()
+    x = torch.as_tensor(images)
+    shape = tuple(x.shape)
+    if x.ndim == 2:
+        x = x[None, None]
+    elif x.ndim == 3:
+        x = x[:, None]
+    elif x.ndim == 4 and x.shape[1] == 1:
+        pass
+    elif x.ndim == 4 and x.shape[-1] == 1:
+        x = x.permute(0, 3, 1, 2)
+    else:
+        raise DataError(f"images of shape {shape}: expected (H,W), (N,H,W), (N,H,W,1) or (N,1,H,W) with one channel")
+    if x.shape[-1] < min_size or x.shape[-2] < min_size:
+        raise DataError(f"images of shape {shape}: height and width must be at least {min_size} pixels")
+    if x.dtype == torch.uint8:
+        x = x.float().div_(255)
+    elif x.dtype.is_floating_point:
+        x = x.float()
+        if torch.isnan(x).any():
+            raise DataError(f"images of shape {shape}: contain NaN")
+        if x.numel() and (x.min() < 0 or x.max() > 1):
+            raise DataError(
+                f"float images must lie in [0, 1], got [{x.min().item():.3g}, {x.max().item():.3g}]; "
+                "divide 0-255 values by 255 or pass uint8"
+            )
+    else:
+        raise DataError(f"images of dtype {x.dtype}: expected uint8 (0-255) or float (0-1)")
+    if invert is None:
+        border = torch.cat([x[..., 0, :], x[..., -1, :], x[..., :, 0], x[..., :, -1]], dim=-1).mean(dim=(1, 2))
+        flip = border > 0.5
+        x = torch.where(flip[:, None, None, None], 1 - x, x)
+    elif invert:
+        x = 1 - x
+    return x.contiguous()
+
+
+def preprocess_labels(labels: np.ndarray | torch.Tensor | list[int], num_classes: int) -> torch.Tensor:
+    """Class indices → int64 tensor ``(N,)``, each in ``[0, num_classes)``."""
+    y = torch.as_tensor(np.asarray(labels) if not isinstance(labels, torch.Tensor) else labels)
+    if y.ndim != 1:
+        raise DataError(f"labels of shape {tuple(y.shape)}: expected one dimension (N,)")
+    if y.dtype.is_floating_point or y.dtype == torch.bool:
+        raise DataError(f"labels of dtype {y.dtype}: expected integers")
+    y = y.long()
+    if y.numel() and (y.min() < 0 or y.max() >= num_classes):
+        raise DataError(f"labels must lie in [0, {num_classes}), got [{y.min().item()}, {y.max().item()}]")
+    return y
