@@ -44,7 +44,9 @@ def run_cli(
 ) -> int:
     """Parse ``argv``, build the config, run the chosen command; return the exit status."""
     parser = build_parser(commands, config_cls, prog=prog, version=version, description=description)
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        args._parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     debug = args.debug or bool(os.environ.get("MLPIPES_DEBUG"))
     try:
         config = _config_from_args(args, config_cls)
@@ -81,7 +83,7 @@ def build_parser(
         cmd = sub.add_parser(
             command_name(fn), help=summary, description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
         )
-        cmd.set_defaults(_command=fn)
+        cmd.set_defaults(_command=fn, _parser=cmd)
         _add_command_params(cmd, fn)
         cmd.add_argument("--config", metavar="FILE", help="YAML file of settings, applied before the flags below")
         cmd.add_argument("--debug", action="store_true", help="show the full traceback on error")

@@ -156,7 +156,10 @@ def coerce(value: Any, tp: Any, key: str) -> Any:
     if origin is tuple:
         if not isinstance(value, (list, tuple)):
             raise bad()
-        return tuple(coerce(v, args[0], key) for v in value)
+        try:
+            return tuple(coerce(v, args[0], key) for v in value)
+        except ConfigError:
+            raise bad() from None
     if tp is bool:
         if isinstance(value, bool):
             return value

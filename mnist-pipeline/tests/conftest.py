@@ -1,0 +1,28 @@
+"""Shared fixtures: real MNIST records, written once per test session from the offline mirror."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+from mnist import MnistConfig
+from mnist.config import MIRROR_ENV
+from mnist.dataset import save_datasets
+
+LOCAL_MIRROR = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "mnist"
+
+
+@pytest.fixture(scope="session")
+def mnist_mirror() -> str:
+    mirror = os.environ.get(MIRROR_ENV) or (str(LOCAL_MIRROR) if LOCAL_MIRROR.exists() else "")
+    if not mirror:
+        pytest.skip(f"real MNIST needed: set ${MIRROR_ENV} to a folder with the four MNIST .gz files")
+    return mirror
+
+
+@pytest.fixture(scope="session")
+def mnist_config(tmp_path_factory, mnist_mirror) -> MnistConfig:
+    """A config whose artifact directory holds real MNIST records."""
+    config = MnistConfig(artifact_dir=str(tmp_path_factory.mktemp("mnist")), mirrors=(mnist_mirror,))
+    save_datasets(config)
+    return config
