@@ -57,7 +57,8 @@ def preprocess_images(
     if invert is None:
         border = torch.cat([x[..., 0, :], x[..., -1, :], x[..., :, 0], x[..., :, -1]], dim=-1).mean(dim=(1, 2))
         flip = border > 0.5
-        x = torch.where(flip[:, None, None, None], 1 - x, x)
+        if flip.any():
+            x = torch.where(flip[:, None, None, None], 1 - x, x)
     elif invert:
         x = 1 - x
     return x.contiguous()
