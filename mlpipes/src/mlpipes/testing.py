@@ -170,6 +170,7 @@ def _weed_process(root: Path, bucket: str, timeout: float) -> Iterator[S3Server]
         "-s3.port.iceberg=0",
         "-s3.port.lance=0",
         "-master.telemetry=false",
+        "-s3.autoCreateBucket=false",  # like AWS: writing to a missing bucket fails
     ]
     log_path = root / "weed.log"
     with open(log_path, "wb") as log:
