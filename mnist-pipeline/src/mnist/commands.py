@@ -153,8 +153,11 @@ def list_versions(config: MnistConfig) -> None:
     for v in versions:
         accuracy = v.get("metrics", {}).get("test_accuracy")
         shown = f"test accuracy {accuracy:.4f}" if isinstance(accuracy, (int, float)) else "no test accuracy"
+        parent = v.get("parent") or {}
+        origin = f"  from {parent.get('name')} {parent.get('version')} {parent.get('role')}" if parent else ""
         pinned = "  (pinned by this package)" if v["version"] == config.model_version else ""
-        print(f"  {v['version']:<12} {v.get('created') or '?':<21} {shown}  files: {', '.join(v['files'])}{pinned}")
+        files = ", ".join(v["files"])
+        print(f"  {v['version']:<10} {v.get('created') or '?':<21} {shown}  files: {files}{origin}{pinned}")
 
 
 def pull(config: MnistConfig, version: Annotated[str, "model version to download, e.g. 1.0.0"]) -> None:
