@@ -95,6 +95,16 @@ def test_identical_redeploy_is_a_no_op(registry_url: str, tmp_path: Path, monkey
     assert {f: fs.info(f)["size"] for f in fs.find(root)} == before
 
 
+def test_redeploy_restores_a_file_missing_from_the_registry(registry_url: str, tmp_path: Path) -> None:
+    manifest = make_version(tmp_path / "weights")
+    registry.Registry(registry_url).publish(manifest)
+    fs, root = storage(registry_url)
+    fs.rm_file(f"{root}/toy/1.0.0/toy-1.0.0.onnx")
+    repaired = registry.Registry(registry_url).publish(manifest)
+    assert repaired.status == "repaired" and repaired.files == ("toy-1.0.0.onnx",)
+    assert (registry.pull(registry_url, "toy", "1.0.0").parent / "toy-1.0.0.onnx").read_bytes() == b"onnx-bytes"
+
+
 def test_changed_content_is_refused_naming_the_file_unless_forced(registry_url: str, tmp_path: Path) -> None:
     original = make_version(tmp_path / "a", seed=0)
     registry.Registry(registry_url).publish(original)
