@@ -277,3 +277,15 @@ def test_the_registry_url_comes_from_the_config_then_the_environment(
     monkeypatch.setenv("MLPIPES_REGISTRY", "s3://bucket/from-env")
     assert Config().registry_url == "s3://bucket/from-env"
     assert Config(registry="s3://bucket/from-config").registry_url == "s3://bucket/from-config"
+
+
+def test_names_and_versions_cannot_escape_the_registry(tmp_path: Path) -> None:
+    url = str(tmp_path / "registry")
+    with pytest.raises(UserError, match=r"version '\.\./\.\./x' is not usable"):
+        registry.pull(url, "toy", "../../x")
+    manifest = make_version(tmp_path / "weights")
+    content = json.loads(manifest.read_text())
+    manifest.write_text(json.dumps({**content, "name": "../toy"}))
+    with pytest.raises(UserError, match=r"name '\.\./toy' is not usable"):
+        registry.Registry(url).publish(manifest)
+    assert not (tmp_path / "registry").exists()

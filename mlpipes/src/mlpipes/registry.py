@@ -109,19 +109,8 @@ class Registry:
         started = time.perf_counter()
         manifest_path = Path(manifest_path)
         data, manifest = _read_local_manifest(manifest_path)
-        name, version = manifest["name"], manifest["version"]
-        files = {role: _checked_entry(entry, role, str(manifest_path)) for role, entry in manifest["files"].items()}
-        payloads = {}
-        for role, (file, sha256, _) in files.items():
-            local = manifest_path.parent / file
-            if not local.exists():
-                raise DataError(f"{local}: file '{role}' of {manifest_path.name} is missing; nothing was deployed")
-            payloads[file] = local.read_bytes()
-            got = sha256_bytes(payloads[file])
-            if got != sha256:
-                raise IntegrityError(
-                    f"{local}: sha256 {got} differs from its manifest ({sha256}); refusing to deploy a corrupted file"
-                )
+        name, version = _segment(manifest["name"], "name"), _segment(manifest["version"], "version")
+        payloads = _local_payloads(manifest_path, manifest)
         mfile = manifest_filename(name, version)
         remote_manifest = self.path(name, version, mfile)
         status = "published"
@@ -159,7 +148,7 @@ class Registry:
     # ---- reading ------------------------------------------------------------------------------
     def manifest(self, pipeline: str, version: str) -> tuple[bytes, dict[str, Any]]:
         """The published manifest's bytes and content; a clear error when the version does not exist."""
-        mfile = manifest_filename(pipeline, version)
+        mfile = manifest_filename(_segment(pipeline, "pipeline"), _segment(version, "version"))
         data = self._cat(self.path(pipeline, version, mfile))
         if data is None:
             known = [v["version"] for v in self.versions(pipeline)]
@@ -308,7 +297,7 @@ def blob_path(sha256: str) -> Path:
 
 def version_cache_dir(url: str, pipeline: str, version: str) -> Path:
     """The cached copy of one version: its manifest beside its files (links to the blobs)."""
-    url = check_url(url)
+    url, pipeline, version = check_url(url), _segment(pipeline, "pipeline"), _segment(version, "version")
     key = url if is_url(url) else str(Path(url).expanduser().absolute())
     slug = re.sub(r"[^A-Za-z0-9._-]+", "_", key).strip("_")[-48:]
     return cache_root() / "versions" / f"{slug}-{hashlib.sha256(key.encode()).hexdigest()[:12]}" / pipeline / version
@@ -343,6 +332,30 @@ def version_key(version: str) -> tuple:
 
 
 # ---- manifests -------------------------------------------------------------------------------
+def _segment(value: Any, what: str) -> str:
+    """A pipeline name or version, which becomes one path segment: no slashes, no leading dot."""
+    if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._+-]*", value):
+        raise UserError(f"{what} {value!r} is not usable in a registry path (letters, digits, '._+-' only)")
+    return value
+
+
+def _local_payloads(manifest_path: Path, manifest: dict[str, Any]) -> dict[str, bytes]:
+    """Every file the manifest lists, read and checked against its sha256 before anything is uploaded."""
+    payloads = {}
+    for role, entry in manifest["files"].items():
+        file, sha256, _ = _checked_entry(entry, role, str(manifest_path))
+        local = manifest_path.parent / file
+        if not local.exists():
+            raise DataError(f"{local}: file '{role}' of {manifest_path.name} is missing; nothing was deployed")
+        payloads[file] = local.read_bytes()
+        got = sha256_bytes(payloads[file])
+        if got != sha256:
+            raise IntegrityError(
+                f"{local}: sha256 {got} differs from its manifest ({sha256}); refusing to deploy a corrupted file"
+            )
+    return payloads
+
+
 def _read_local_manifest(path: Path) -> tuple[bytes, dict[str, Any]]:
     try:
         data = path.read_bytes()
