@@ -95,7 +95,7 @@ def save_copy(folder: Path, version: str, scale: float = 1.0) -> Path:
 
 
 def test_pretrained_true_pulls_an_unbundled_version_from_the_configured_registry(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ) -> None:
     registry = str(tmp_path / "registry")
     monkeypatch.setenv("MLPIPES_REGISTRY", registry)
@@ -105,6 +105,13 @@ def test_pretrained_true_pulls_an_unbundled_version_from_the_configured_registry
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), bundled.state_dict().values()))
     with pytest.raises(UserError, match=r"mnist 9\.9\.9 is not bundled in .*published: 1\.1\.0"):
         mnist_classifier(pretrained=True, version="9.9.9")
+
+    images, labels = mnist_test_images(3, tmp_path)
+    np.save(tmp_path / "digits.npy", images)
+    capsys.readouterr()
+    assert mnist("predict", str(tmp_path / "digits.npy"), "--weights", "registry", "--model-version", "1.1.0") == 0
+    predicted = [line.split(": ")[1][0] for line in capsys.readouterr().out.splitlines()]
+    assert predicted == [str(label) for label in labels]
 
 
 def test_pretrained_features_from_a_registry_are_recorded_in_the_lineage(tmp_path: Path) -> None:

@@ -53,7 +53,9 @@ def load_classifier(config: MnistConfig, weights: str = "") -> Classifier:
     if weights in ("", "pretrained"):
         return mnist_classifier(config, pretrained=True)
     if weights == "registry":
-        return mnist_classifier(config, pretrained=config.registry_url)
+        return mnist_classifier(
+            config, pretrained=str(registry.pull(config.registry_url, config.pipeline, config.model_version))
+        )
     return mnist_classifier(config, pretrained=weights)
 
 

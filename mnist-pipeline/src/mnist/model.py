@@ -63,7 +63,8 @@ def mnist_classifier(
 ) -> Classifier:
     """The classifier the config describes (labels, channels).
 
-    ``pretrained=True`` loads the weights shipped with the config's package, a registry URL
+    ``pretrained=True`` loads the weights shipped with the config's package (a version it does
+    not ship comes from the configured registry), a registry URL
     (``s3://bucket/models``) pulls ``version`` (default: ``config.model_version``, the one the
     package pins) into the local cache, a path loads that manifest's weights; otherwise
     ``config.pretrained_features`` may seed the feature extractor.
