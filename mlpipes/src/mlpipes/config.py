@@ -23,6 +23,7 @@ from mlpipes.errors import ConfigError
 C = TypeVar("C", bound="Config")
 
 HOME_ENV = "MLPIPES_HOME"
+REGISTRY_ENV = "MLPIPES_REGISTRY"
 
 
 def param(default: Any, help: str) -> Any:
@@ -40,6 +41,11 @@ class Config:
         "", f"datasets, runs and weights go here (default: ${HOME_ENV}/<pipeline> or ~/.mlpipes/<pipeline>)"
     )
     seed: int = param(0, "seed for every random choice: same seed, same run")
+    registry: str = param(
+        "",
+        f"where deploy publishes and pull fetches model versions, any fsspec URL such as s3://bucket/models "
+        f"(default: ${REGISTRY_ENV}, else ${HOME_ENV}/registry or ~/.mlpipes/registry)",
+    )
 
     def __post_init__(self) -> None:
         hints = type_hints(type(self))
@@ -55,6 +61,13 @@ class Config:
             return Path(self.artifact_dir).expanduser()
         root = os.environ.get(HOME_ENV) or "~/.mlpipes"
         return Path(root).expanduser() / self.pipeline
+
+    @property
+    def registry_url(self) -> str:
+        """The registry: the field, else ``$MLPIPES_REGISTRY``, else ``registry`` beside the artifact dirs."""
+        if self.registry or os.environ.get(REGISTRY_ENV):
+            return self.registry or os.environ[REGISTRY_ENV]
+        return str(Path(os.environ.get(HOME_ENV) or "~/.mlpipes").expanduser() / "registry")
 
     # ---- construction -------------------------------------------------------------------------
     @classmethod

@@ -11,17 +11,19 @@ from typing import Annotated
 
 import numpy as np
 
+from mlpipes import registry
 from mlpipes.errors import DataError, UserError
 from mlpipes.weights import manifest_filename
 from mnist import dataset, train
 from mnist.config import MnistConfig
 from mnist.evaluate import evaluate_model
 from mnist.model import Classifier, mnist_classifier
+from mnist.weights import bundled_manifest
 
 WeightsOption = Annotated[
     str,
-    "weights: 'trained' (this artifact dir), 'pretrained' (bundled) or a manifest path; "
-    "default: trained if present, else pretrained",
+    "weights: 'trained' (this artifact dir), 'pretrained' (bundled), 'registry' (the configured registry), "
+    "a registry URL or a manifest path; default: trained if present, else pretrained",
 ]
 
 
@@ -50,6 +52,10 @@ def load_classifier(config: MnistConfig, weights: str = "") -> Classifier:
         return mnist_classifier(config, pretrained=str(trained))
     if weights in ("", "pretrained"):
         return mnist_classifier(config, pretrained=True)
+    if weights == "registry":
+        return mnist_classifier(
+            config, pretrained=str(registry.pull(config.registry_url, config.pipeline, config.model_version))
+        )
     return mnist_classifier(config, pretrained=weights)
 
 
@@ -112,4 +118,54 @@ def predict(
             print(f"{where}: {r['label']} ({r['probability']:.4f})")
 
 
-COMMANDS = [save_datasets, train_model, evaluate, predict]
+def deploy(
+    config: MnistConfig,
+    weights: Annotated[
+        str, "what to publish: 'trained' (this artifact dir), 'pretrained' (bundled) or a manifest path"
+    ] = "trained",
+    force: Annotated[bool, "replace a published version whose content differs (breaks immutability)"] = False,
+) -> None:
+    """Publish the model version (weights, ONNX file if exported, manifest) to the registry.
+
+    The registry is --registry, else $MLPIPES_REGISTRY, else a local folder. Publishing the same
+    content again does nothing; different content under a published version is refused.
+    """
+    if weights == "trained":
+        manifest = config.weights_dir / manifest_filename(config.pipeline, config.model_version)
+        if not manifest.exists():
+            raise UserError(
+                f"{manifest}: no trained weights for {config.pipeline} {config.model_version}; run train-model first "
+                "or deploy the bundled ones with --weights pretrained"
+            )
+    elif weights == "pretrained":
+        manifest = bundled_manifest(config)
+    else:
+        manifest = Path(weights).expanduser()
+    print(registry.Registry(config.registry_url).publish(manifest, force=force))
+
+
+def list_versions(config: MnistConfig) -> None:
+    """The model versions published to the registry: version, date, test accuracy, files."""
+    url = config.registry_url
+    versions = registry.Registry(url).versions(config.pipeline)
+    if not versions:
+        print(f"{url}: no published versions of {config.pipeline}")
+        return
+    print(f"{url}/{config.pipeline}:")
+    for v in versions:
+        accuracy = v.get("metrics", {}).get("test_accuracy")
+        shown = f"test accuracy {accuracy:.4f}" if isinstance(accuracy, (int, float)) else "no test accuracy"
+        parent = v.get("parent") or {}
+        origin = f"  from {parent.get('name')} {parent.get('version')} {parent.get('role')}" if parent else ""
+        pinned = "  (pinned by this package)" if v["version"] == config.model_version else ""
+        files = ", ".join(v["files"])
+        print(f"  {v['version']:<10} {v.get('created') or '?':<21} {shown}  files: {files}{origin}{pinned}")
+
+
+def pull(config: MnistConfig, version: Annotated[str, "model version to download, e.g. 1.0.0"]) -> None:
+    """Download a published version into the local cache, verifying every file's sha256."""
+    manifest = registry.pull(config.registry_url, config.pipeline, version, refresh=True)
+    print(f"{config.pipeline} {version} verified and cached: {manifest}")
+
+
+COMMANDS = [save_datasets, train_model, evaluate, predict, deploy, list_versions, pull]

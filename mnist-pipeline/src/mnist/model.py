@@ -58,16 +58,21 @@ class Classifier(nn.Module):
         return torch.softmax(self(x), dim=1).float().cpu().numpy()
 
 
-def mnist_classifier(config: MnistConfig | None = None, pretrained: bool | str = False) -> Classifier:
+def mnist_classifier(
+    config: MnistConfig | None = None, pretrained: bool | str = False, version: str | None = None
+) -> Classifier:
     """The classifier the config describes (labels, channels).
 
-    ``pretrained=True`` loads the weights shipped with the config's package, a path loads that
-    manifest's weights; otherwise ``config.pretrained_features`` may seed the feature extractor.
+    ``pretrained=True`` loads the weights shipped with the config's package (a version it does
+    not ship comes from the configured registry), a registry URL
+    (``s3://bucket/models``) pulls ``version`` (default: ``config.model_version``, the one the
+    package pins) into the local cache, a path loads that manifest's weights; otherwise
+    ``config.pretrained_features`` may seed the feature extractor.
     """
     config = config or MnistConfig()
     model = Classifier(mnist_features(config.channels), config.channels[-1], config.labels)
     if pretrained:
-        model.load_state_dict(load_pretrained(config, pretrained, role="classifier"))
+        model.load_state_dict(load_pretrained(config, pretrained, role="classifier", version=version))
         model.eval()
     elif config.pretrained_features:
         model.features.load_state_dict(load_parent_features(config)[0])
