@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
-import os
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +13,7 @@ from mlpipes.errors import UserError
 from mlpipes.weights import load_state_dict, read_manifest, save_version
 from mnist import MnistConfig, mnist_classifier
 from mnist.commands import COMMANDS
-from mnist.dataset import read_idx
+from mnist.dataset import load_split
 from mnist.weights import bundled_manifest, load_parent_features
 
 BUNDLED = bundled_manifest(MnistConfig())
@@ -32,21 +30,14 @@ def mnist(*argv: str) -> int:
     return run_cli(COMMANDS, MnistConfig, prog="mnist", argv=list(argv))
 
 
-def mnist_test_images(count: int, tmp_path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """The first ``count`` MNIST test images and labels, from the offline mirror."""
-    mirror = os.environ.get("MNIST_MIRROR")
-    if not mirror:
-        pytest.fail("set MNIST_MIRROR to a folder holding the MNIST .gz files (e.g. ../shared/data/mnist)")
-    arrays = []
-    for name in ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
-        raw = tmp_path / name
-        raw.write_bytes(gzip.decompress((Path(mirror) / f"{name}.gz").read_bytes()))
-        arrays.append(read_idx(raw)[:count])
-    return arrays[0], arrays[1]
+def mnist_test_images(count: int, mnist_config: MnistConfig) -> tuple[np.ndarray, np.ndarray]:
+    """The first ``count`` real MNIST test images and labels."""
+    images, labels = load_split(mnist_config, "test", limit=count)
+    return images[:, 0].numpy(), labels.numpy()
 
 
 def test_deploy_to_s3_then_pull_into_an_empty_cache_and_predict(
-    s3_bucket: str, tmp_path: Path, capsys: pytest.CaptureFixture
+    mnist_config: MnistConfig, s3_bucket: str, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
     url = f"s3://{s3_bucket}/models"
     assert mnist("deploy", "--weights", "pretrained", "--registry", url) == 0
@@ -58,7 +49,7 @@ def test_deploy_to_s3_then_pull_into_an_empty_cache_and_predict(
     assert "1.0.0" in listing and "test accuracy 0.9938" in listing and "features, classifier" in listing
 
     model = mnist_classifier(pretrained=url)  # the pinned version, pulled into the empty cache
-    images, labels = mnist_test_images(500, tmp_path)
+    images, labels = mnist_test_images(500, mnist_config)
     probabilities = model.predict(images)
     assert (probabilities.argmax(1) == labels).mean() > 0.97
     np.testing.assert_array_equal(probabilities, mnist_classifier(pretrained=True).predict(images))
@@ -95,7 +86,7 @@ def save_copy(folder: Path, version: str, scale: float = 1.0) -> Path:
 
 
 def test_pretrained_true_pulls_an_unbundled_version_from_the_configured_registry(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+    mnist_config: MnistConfig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ) -> None:
     registry = str(tmp_path / "registry")
     monkeypatch.setenv("MLPIPES_REGISTRY", registry)
@@ -106,7 +97,7 @@ def test_pretrained_true_pulls_an_unbundled_version_from_the_configured_registry
     with pytest.raises(UserError, match=r"mnist 9\.9\.9 is not bundled in .*published: 1\.1\.0"):
         mnist_classifier(pretrained=True, version="9.9.9")
 
-    images, labels = mnist_test_images(3, tmp_path)
+    images, labels = mnist_test_images(3, mnist_config)
     np.save(tmp_path / "digits.npy", images)
     capsys.readouterr()
     assert mnist("predict", str(tmp_path / "digits.npy"), "--weights", "registry", "--model-version", "1.1.0") == 0
