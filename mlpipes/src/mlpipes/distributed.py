@@ -12,11 +12,11 @@ Typical use::
     ...
     total = distributed.all_reduce_sum(torch.tensor([loss_sum, correct, seen]))
     path = distributed.main_only(lambda: save(...))             # rank 0 writes, all get path
+    distributed.cleanup()                                       # all ranks leave together
 """
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import os
 from collections.abc import Callable, Iterator
@@ -86,13 +86,19 @@ def setup(device_name: str = "auto") -> torch.device:
         torch.cuda.set_device(device)
     if launched() and not dist.is_initialized():
         dist.init_process_group(backend_for(device), device_id=device if device.type == "cuda" else None)
-        atexit.register(cleanup)
     return device
 
 
 def cleanup() -> None:
-    """Leave the process group (``setup`` arranges this at exit; NCCL warns when it is skipped)."""
+    """Leave the process group, all ranks together, once training has succeeded.
+
+    The barrier matters: a rank that tears its connections down while another is still
+    finishing a collective makes gloo abort that one (SIGABRT at exit, about one run in four
+    here). After an error, skip this: the other ranks may never reach the barrier, and torchrun
+    stops them anyway.
+    """
     if dist.is_initialized():
+        dist.barrier()
         dist.destroy_process_group()
 
 

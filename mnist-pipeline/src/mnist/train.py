@@ -194,7 +194,9 @@ def train_model(config: MnistConfig, resume: bool = False) -> Path:
             )
 
     test = evaluate_across_ranks(model, test_images, test_labels)
-    return distributed.main_only(lambda: write_results(config, run, model, history, test, started))
+    manifest = distributed.main_only(lambda: write_results(config, run, model, history, test, started))
+    distributed.cleanup()  # every rank leaves the process group together
+    return manifest
 
 
 def write_results(
