@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from mlpipes import distributed
+from mlpipes.errors import UserError
 from mlpipes.records import Records
 from mlpipes.testing import S3Server
 from mnist import dataset
@@ -157,3 +159,12 @@ def test_bf16_autocast_trains(records: str, tmp_path: Path) -> None:
     manifest = json.loads(train_model(config).read_text())
     assert manifest["config"]["precision"] == "bf16"
     assert math.isfinite(manifest["metrics"]["test_loss"]) and manifest["metrics"]["test_accuracy"] > 0.85
+
+
+def test_a_batch_that_does_not_split_over_the_processes_is_refused_before_any_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(distributed, "world_size", lambda: 2)  # as under torchrun --nproc-per-node 2
+    with pytest.raises(UserError, match="batch_size 65 does not split over 2 processes"):
+        train_model(MnistConfig(artifact_dir=str(tmp_path), batch_size=65))
+    assert not (tmp_path / "runs").exists()

@@ -105,14 +105,18 @@ def code_version(config: MnistConfig) -> str:
 
 def open_run(config: MnistConfig, resume: bool) -> tuple[RunRecord, MnistConfig, dict[str, Any] | None]:
     """A new run record, or the latest one with its saved config and last checkpoint (rank 0's job)."""
-    if not resume:
-        return RunRecord.create(config.runs_dir, config.to_yaml()), config, None
-    run = RunRecord.latest(config.runs_dir)
-    if run is None or not run.path("checkpoint.pt").exists():
+    run = RunRecord.latest(config.runs_dir) if resume else None
+    if resume and (run is None or not run.path("checkpoint.pt").exists()):
         raise UserError(f"nothing to resume in {config.runs_dir}: no run with a checkpoint; train without --resume")
+    if run is not None:
+        config = type(config).from_yaml(run.path("config.yaml"))
+    world = distributed.world_size()
+    if config.batch_size % world:
+        raise UserError(f"batch_size {config.batch_size} does not split over {world} processes; use a multiple")
+    if run is None:
+        return RunRecord.create(config.runs_dir, config.to_yaml()), config, None
     print(f"resuming {run.dir} with its saved config")
-    checkpoint = torch.load(run.path("checkpoint.pt"), map_location="cpu", weights_only=True)
-    return run, type(config).from_yaml(run.path("config.yaml")), checkpoint
+    return run, config, torch.load(run.path("checkpoint.pt"), map_location="cpu", weights_only=True)
 
 
 def train_model(config: MnistConfig, resume: bool = False) -> Path:
@@ -126,8 +130,6 @@ def train_model(config: MnistConfig, resume: bool = False) -> Path:
     # resuming needs no filesystem shared between machines.
     run, config, checkpoint = distributed.main_only(lambda: open_run(config, resume))
     world = distributed.world_size()
-    if config.batch_size % world:
-        raise UserError(f"batch_size {config.batch_size} does not split over {world} processes; use a multiple")
 
     with distributed.local_main_first():  # one read per machine fills the shard cache for the others
         (train_images, train_labels), (val_images, val_labels) = split_train_validation(config)
