@@ -78,8 +78,7 @@ def backend_for(device: torch.device) -> str:
 def setup(device_name: str = "auto") -> torch.device:
     """Pick this process's device and, when launched by torchrun, join the process group.
 
-    A no-op apart from device selection in a plain process, and when the group already exists
-    (a script that made its own group keeps it).
+    A no-op apart from device selection in a plain process, or when the group already exists.
     """
     device = pick_device(device_name)
     if device.type == "cuda":
