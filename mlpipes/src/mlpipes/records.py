@@ -16,7 +16,7 @@ import hashlib
 import io
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from mlpipes.artifacts import atomic_path, write_json
+from mlpipes.artifacts import atomic_write
 from mlpipes.errors import DataError
 
 FORMAT = "mlpipes.records/1"
@@ -35,7 +35,7 @@ CACHE_ENV = "MLPIPES_CACHE"
 
 
 def write_records(
-    directory: str | os.PathLike,
+    url: str | os.PathLike,
     splits: dict[str, dict[str, np.ndarray]],
     *,
     name: str,
@@ -44,11 +44,11 @@ def write_records(
 ) -> dict[str, Any]:
     """Write ``{split: {column: array}}`` as Parquet shards and an index; return the index.
 
-    All columns of a split share their first dimension (rows). The index is written last, so a
-    folder whose index exists is complete.
+    ``url`` is a local folder or any fsspec URL (``s3://bucket/datasets/mnist``). All columns of
+    a split share their first dimension (rows). The index is written last, so a dataset whose
+    index exists is complete.
     """
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
+    put = _writer(url)
     schema: dict[str, Any] = {}
     index_splits: dict[str, Any] = {}
     for split, columns in splits.items():
@@ -66,14 +66,26 @@ def write_records(
             sink = io.BytesIO()
             pq.write_table(table, sink, compression="zstd", compression_level=1)
             data = sink.getvalue()
-            with atomic_path(directory / file) as tmp:
-                tmp.write_bytes(data)
+            put(file, data)
             shards.append({"file": file, "rows": stop - start, "bytes": len(data), "sha256": _sha(data)})
         index_splits[split] = {"rows": rows, "shards": shards}
     index = {"format": FORMAT, "name": name, "schema": schema, "splits": index_splits, "provenance": provenance}
     index["sha256"] = dataset_sha256(index)
-    write_json(directory / INDEX, index)
+    put(INDEX, (json.dumps(index, indent=2) + "\n").encode())
     return index
+
+
+def _writer(url: str | os.PathLike) -> Callable[[str, bytes], Any]:
+    """A function writing one named file under ``url``, never leaving a partial file visible.
+
+    Local files go through a temporary name and a rename; object stores (S3, GCS) make an
+    object visible only once its upload completes, so one put is enough there.
+    """
+    fs, root = fsspec.core.url_to_fs(str(url))
+    root = root.rstrip("/")
+    if _is_local(fs):
+        return lambda file, data: atomic_write(Path(root) / file, data)
+    return lambda file, data: fs.pipe_file(f"{root}/{file}", data)
 
 
 def dataset_sha256(index: dict[str, Any]) -> str:
@@ -158,8 +170,7 @@ class Records:
 def _fetch_verified(url: str, shard: dict[str, Any]) -> bytes:
     """Shard bytes whose sha256 matches the index; remote shards are cached by that sha256."""
     fs, root = fsspec.core.url_to_fs(url)
-    local = "file" in (fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,))
-    cached = None if local else _cache_dir() / f"{shard['sha256']}.parquet"
+    cached = None if _is_local(fs) else _cache_dir() / f"{shard['sha256']}.parquet"
     if cached is not None and cached.exists():
         data = cached.read_bytes()
         if _sha(data) == shard["sha256"]:
@@ -177,9 +188,12 @@ def _fetch_verified(url: str, shard: dict[str, Any]) -> bytes:
             f"the shard is corrupted or truncated ({len(data)} of {shard['bytes']} bytes): run save-datasets --force"
         )
     if cached is not None:
-        with atomic_path(cached) as tmp:
-            tmp.write_bytes(data)
+        atomic_write(cached, data)  # ranks filling the cache at once each rename a whole file into place
     return data
+
+
+def _is_local(fs: fsspec.AbstractFileSystem) -> bool:
+    return "file" in (fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,))
 
 
 def _cache_dir() -> Path:

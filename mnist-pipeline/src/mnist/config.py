@@ -49,13 +49,16 @@ class MnistConfig(Config):
 
     # training
     epochs: int = param(3, "passes over the training set")
-    batch_size: int = param(128, "examples per optimisation step")
+    batch_size: int = param(
+        128, "examples per optimisation step, over all processes (torchrun: each takes batch_size / world size)"
+    )
     learning_rate: float = param(0.01, "peak learning rate of the one-cycle schedule (AdamW)")
     weight_decay: float = param(5e-4, "AdamW weight decay")
     warmup_fraction: float = param(0.25, "fraction of the steps spent raising the learning rate")
     label_smoothing: float = param(0.1, "cross-entropy label smoothing")
     device: Literal["auto", "cpu", "cuda"] = param("auto", "where to train: auto picks cuda when available")
     threads: int = param(0, "CPU threads for torch (0: all cores)")
+    precision: Literal["fp32", "bf16"] = param("fp32", "bf16: autocast forward passes to bfloat16 (for CUDA GPUs)")
 
     @property
     def labels(self) -> tuple[str, ...]:

@@ -84,12 +84,19 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
 
 
 def save_datasets(config: MnistConfig, force: bool = False) -> Records:
-    """Raw IDX files → train/test records; a no-op when the records already hold the same inputs."""
-    out = Path(config.records_url)
+    """Raw IDX files → train/test records; a no-op when the records already hold the same inputs.
+
+    The records go to ``config.records_url``: the artifact directory, or any fsspec URL given as
+    ``dataset_url`` (``s3://bucket/datasets/mnist`` uploads them for training elsewhere).
+    """
+    out = config.records_url
     provenance = {name: {"file": f"{name}.gz", "sha256": sha} for name, sha in RAW_FILES.items()}
-    if not force and (out / "index.json").exists():
-        existing = Records.open(out)
-        if existing.index.get("provenance") == provenance:
+    if not force:
+        try:
+            existing = Records.open(out)
+        except DataError:
+            existing = None  # missing or unreadable: (re)write below
+        if existing is not None and existing.index.get("provenance") == provenance:
             return existing
     raw = fetch_raw(config)
     splits = {}

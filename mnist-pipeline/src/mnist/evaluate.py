@@ -12,11 +12,19 @@ from torch import nn
 from mlpipes.artifacts import atomic_path
 
 
-@torch.no_grad()
 def evaluate_model(
     model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 1000
 ) -> dict[str, Any]:
     """Accuracy, mean loss, per-class accuracy and confusion matrix of ``model`` on uint8 images."""
+    confusion, loss_sum = confusion_and_loss(model, images, labels, batch_size)
+    return summarize(confusion, loss_sum, model.labels)
+
+
+@torch.no_grad()
+def confusion_and_loss(
+    model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 1000
+) -> tuple[torch.Tensor, float]:
+    """The confusion matrix (rows: true, columns: predicted) and summed loss: sums add across ranks."""
     model.eval()
     device = next(model.parameters()).device
     classes = len(model.labels)
@@ -29,12 +37,18 @@ def evaluate_model(
         total_loss += nn.functional.cross_entropy(logits, y, reduction="sum").item()
         predicted = logits.argmax(1)
         confusion += torch.bincount((y * classes + predicted).cpu(), minlength=classes * classes).view(classes, classes)
+    return confusion, total_loss
+
+
+def summarize(confusion: torch.Tensor, loss_sum: float, labels: tuple[str, ...]) -> dict[str, Any]:
+    """The metrics a run record keeps, from a confusion matrix and a summed loss."""
+    examples = int(confusion.sum())
     per_class = confusion.diag() / confusion.sum(1).clamp(min=1)
     return {
-        "accuracy": (confusion.diag().sum() / confusion.sum().clamp(min=1)).item(),
-        "loss": total_loss / max(1, len(images)),
-        "examples": len(images),
-        "per_class_accuracy": {label: round(acc, 6) for label, acc in zip(model.labels, per_class.tolist())},
+        "accuracy": (confusion.diag().sum() / max(1, examples)).item(),
+        "loss": float(loss_sum) / max(1, examples),
+        "examples": examples,
+        "per_class_accuracy": {label: round(acc, 6) for label, acc in zip(labels, per_class.tolist())},
         "confusion_matrix": confusion.tolist(),
     }
 
