@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/pip install --disable-pip-version-check -q -c constraints.txt
-PACKAGES := -e ./mlpipes -e ./mnist-pipeline
+PACKAGES := -e ./mlpipes -e ./mnist-pipeline -e ./ascii-letter-pipeline
 
 # Offline machines: MNIST comes from a local mirror folder when one is beside the repo.
 ifeq ($(origin MNIST_MIRROR), undefined)
@@ -13,7 +13,7 @@ export MNIST_MIRROR := $(abspath ../shared/data/mnist)
 endif
 endif
 
-.PHONY: venv demo test lint pretrained bench clean
+.PHONY: venv demo test lint pretrained pretrained-letters bench clean
 
 venv: $(VENV)/.installed
 
@@ -43,6 +43,14 @@ pretrained: venv
 	$(BIN)/mnist save-datasets --artifact-dir build/pretrained
 	$(BIN)/mnist train-model --config mnist-pipeline/src/mnist/configs/pretrained.yml --artifact-dir build/pretrained
 	cp build/pretrained/weights/mnist-* mnist-pipeline/src/mnist/pretrained/
+	$(MAKE) pretrained-letters
+
+## pretrained-letters: retrain the letter weights (on the bundled MNIST features) from their committed config
+pretrained-letters: venv
+	rm -rf build/pretrained-letters
+	$(BIN)/ascii-letter save-datasets --artifact-dir build/pretrained-letters
+	$(BIN)/ascii-letter train-model --config ascii-letter-pipeline/src/ascii_letter/configs/pretrained.yml --artifact-dir build/pretrained-letters
+	cp build/pretrained-letters/weights/ascii_letter-* ascii-letter-pipeline/src/ascii_letter/pretrained/
 
 clean:
 	rm -rf build .pytest_cache .ruff_cache

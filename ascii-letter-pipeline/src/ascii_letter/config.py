@@ -1,0 +1,37 @@
+"""The letter pipeline's settings: MNIST's, less what differs."""
+
+from __future__ import annotations
+
+import dataclasses
+import string
+from pathlib import Path
+from typing import ClassVar
+
+from mlpipes.config import param
+from mnist.config import MnistConfig
+
+
+@dataclasses.dataclass(frozen=True)
+class AsciiLetterConfig(MnistConfig):
+    pipeline = "ascii_letter"
+    bundled_weights: ClassVar[Path] = Path(__file__).parent / "pretrained"
+
+    image_size: int = param(32, "height and width of the letter images in pixels")
+    train_samples: int = param(2080, "training examples to use (the first N of the split)")
+    validation_samples: int = param(0, "training examples held out for validation (0: validate on the test split)")
+    test_samples: int = param(520, "test examples to evaluate on (the first N of the split)")
+    examples_per_class: int = param(100, "images per letter that make-raw-data renders")
+    test_per_class: int = param(20, "images per letter held out for test by save-datasets")
+    tarball: str = param("", "raw data tarball (default: <artifacts>/raw/images.tar.gz, rendered if missing)")
+    pretrained_features: bool | str = param(True, "start from MNIST's feature weights: true (bundled), false, or a URL")
+    epochs: int = param(15, "passes over the training set")
+    batch_size: int = param(32, "examples per optimisation step")
+    learning_rate: float = param(0.003, "peak learning rate of the one-cycle schedule (AdamW)")
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return tuple(string.ascii_lowercase)
+
+    @property
+    def tarball_path(self) -> Path:
+        return Path(self.tarball).expanduser() if self.tarball else self.raw_dir / "images.tar.gz"

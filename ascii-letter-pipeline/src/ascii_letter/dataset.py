@@ -1,0 +1,116 @@
+"""Letter images: a deterministic font renderer for the raw tarball, and tarball → records.
+
+The raw layout is a tarball of ``images/<letter>/<NN>.png``, white ink on black like MNIST.
+Records are written in MNIST's format, so ``mnist.dataset.load_split`` reads them unchanged.
+"""
+
+from __future__ import annotations
+
+import functools
+import gzip
+import io
+import tarfile
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+from tqdm.auto import tqdm
+
+from ascii_letter.config import AsciiLetterConfig
+from mlpipes.artifacts import atomic_path, sha256_file
+from mlpipes.errors import DataError
+from mlpipes.records import Records, write_records
+from mlpipes.splits import stratified_split
+from mlpipes.tarballs import read_image_tarball
+from mnist.preprocess import preprocess_images
+
+FONT_DIR = Path(matplotlib.get_data_path()) / "fonts" / "ttf"  # fonts that ship with matplotlib
+TYPEFACES = {  # family: its weights and styles
+    "DejaVu Sans": ["DejaVuSans.ttf", "DejaVuSans-Bold.ttf", "DejaVuSans-Oblique.ttf", "DejaVuSans-BoldOblique.ttf"],
+    "DejaVu Serif": ["DejaVuSerif.ttf", "DejaVuSerif-Bold.ttf", "DejaVuSerif-Italic.ttf", "DejaVuSerif-BoldItalic.ttf"],
+    "DejaVu Sans Mono": ["DejaVuSansMono.ttf", "DejaVuSansMono-Bold.ttf", "DejaVuSansMono-Oblique.ttf"],
+    "STIX General": ["STIXGeneral.ttf", "STIXGeneralBol.ttf", "STIXGeneralItalic.ttf", "STIXGeneralBolIta.ttf"],
+    "Computer Modern Roman": ["cmr10.ttf", "cmb10.ttf", "cmti10.ttf"],
+    "Computer Modern Sans": ["cmss10.ttf"],
+    "Computer Modern Typewriter": ["cmtt10.ttf"],
+}
+
+
+@functools.cache
+def load_font(file: str) -> ImageFont.FreeTypeFont:
+    return ImageFont.truetype(str(FONT_DIR / file), 64)
+
+
+def render_letter(char: str, rng: np.random.Generator, size: int = 32) -> np.ndarray:
+    """One glyph with random typeface, weight, slant, size and position: uint8 (size, size)."""
+    files = list(TYPEFACES.values())[rng.integers(len(TYPEFACES))]
+    font = load_font(files[rng.integers(len(files))])
+    canvas = Image.new("L", (160, 160), 0)
+    ImageDraw.Draw(canvas).text((80, 80), char, fill=255, font=font, anchor="mm", stroke_width=int(rng.integers(0, 3)))
+    shear = rng.uniform(-0.3, 0.3)
+    canvas = canvas.transform(canvas.size, Image.Transform.AFFINE, (1, shear, -shear * 80, 0, 1, 0), Image.BILINEAR)
+    canvas = canvas.rotate(rng.uniform(-8, 8), resample=Image.BILINEAR)
+    ink = canvas.crop(canvas.point(lambda v: 255 if v > 40 else 0).getbbox())
+    side = int(max(ink.size) * rng.uniform(1.15, 1.6))  # the margin sets the letter's size in the frame
+    square = Image.new("L", (side, side), 0)
+    square.paste(ink, (int(rng.integers(0, side - ink.width + 1)), int(rng.integers(0, side - ink.height + 1))))
+    return np.asarray(square.resize((size, size), Image.LANCZOS))
+
+
+def make_raw_data(config: AsciiLetterConfig, output: Path | None = None) -> Path:
+    """Render ``examples_per_class`` images per letter (half upper, half lower case) into a tarball.
+    Byte-identical for the same seed: each image has its own RNG, and tar/gzip/PNG carry no times."""
+    output = output or config.tarball_path
+    with (
+        atomic_path(output) as tmp,
+        open(tmp, "wb") as raw,
+        gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0) as gz,
+        tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar,
+    ):
+        for label_index, letter in enumerate(tqdm(config.labels, desc="rendering", unit="letter", leave=False)):
+            for i in range(config.examples_per_class):
+                rng = np.random.default_rng([config.seed, label_index, i])
+                pixels = render_letter(letter.upper() if i % 2 == 0 else letter, rng, config.image_size)
+                png = io.BytesIO()
+                Image.fromarray(pixels).save(png, format="PNG")
+                member = tarfile.TarInfo(f"images/{letter}/{i:02d}.png")
+                member.size, member.mode = png.tell(), 0o644
+                tar.addfile(member, io.BytesIO(png.getvalue()))
+    return output
+
+
+def save_datasets(
+    config: AsciiLetterConfig, tarball: Path | None = None, force: bool = False, train_per_class: int = 0
+) -> Records:
+    """Tarball → stratified, seeded train/test records (a no-op when they hold the same inputs)."""
+    tarball = Path(tarball) if tarball else config.tarball_path
+    if not tarball.exists():
+        if tarball != config.tarball_path:
+            raise DataError(f"{tarball}: no such tarball")
+        make_raw_data(config, tarball)
+    provenance = {
+        "tarball": tarball.name,
+        "sha256": sha256_file(tarball),
+        "test_per_class": config.test_per_class,
+        "train_per_class": train_per_class,
+        "seed": config.seed,
+        "image_size": config.image_size,
+    }
+    out = config.records_url
+    if not force and Path(out, "index.json").exists() and Records.open(out).index["provenance"] == provenance:
+        return Records.open(out)
+
+    items = read_image_tarball(tarball)
+    for folder, name, _ in items:
+        if folder.lower() not in config.labels:
+            raise DataError(f"{tarball}: member '{name}': folder '{folder}' is not one of the labels a-z")
+    labels = np.array([config.labels.index(folder.lower()) for folder, _, _ in items])
+    size = config.image_size
+    images = np.stack([np.asarray(Image.fromarray(p).resize((size, size), Image.LANCZOS)) for _, _, p in items])
+    images = (preprocess_images(images).squeeze(1).numpy() * 255).round().astype(np.uint8)  # dark-on-white → MNIST's
+    train, test = stratified_split(labels, config.test_per_class, config.seed, train_per_class)
+    splits = {"train": {"image": images[train], "label": labels[train]},
+              "test": {"image": images[test], "label": labels[test]}}  # fmt: skip
+    write_records(out, splits, name=config.pipeline, provenance=provenance)
+    return Records.open(out)

@@ -1,0 +1,35 @@
+import subprocess
+import sys
+
+from ascii_letter import AsciiLetterConfig
+from mnist import MnistConfig
+
+
+def test_child_overrides_only_what_differs(tmp_path, monkeypatch):
+    monkeypatch.setenv("MLPIPES_HOME", str(tmp_path))
+    child, parent = AsciiLetterConfig(), MnistConfig()
+    assert isinstance(child, MnistConfig)
+    assert child.labels == tuple("abcdefghijklmnopqrstuvwxyz") and child.num_classes == 26
+    assert child.image_shape == (1, 32, 32) and (child.train_samples, child.test_samples) == (2080, 520)
+    assert child.pretrained_features is True and parent.pretrained_features is False
+    assert child.artifacts == tmp_path / "ascii_letter" and parent.artifacts == tmp_path / "mnist"
+    inherited = {"channels", "weight_decay", "label_smoothing", "seed", "device", "model_version", "registry"}
+    assert {name: getattr(child, name) for name in inherited} == {name: getattr(parent, name) for name in inherited}
+
+
+def test_yaml_and_derived_values_are_inherited(tmp_path):
+    path = tmp_path / "c.yml"
+    path.write_text("batch_size: 16\nimage_size: 48\n")
+    config = AsciiLetterConfig.from_yaml(path)
+    assert type(config) is AsciiLetterConfig
+    assert (config.batch_size, config.image_shape, config.learning_rate) == (16, (1, 48, 48), 0.003)
+    assert config.steps_per_epoch == 2080 // 16
+    assert AsciiLetterConfig.from_yaml(tmp_path / "c.yml") == config
+
+
+def test_help_lists_parent_and_child_settings():
+    out = subprocess.run([sys.executable, "-m", "ascii_letter", "train-model", "--help"],
+                         capture_output=True, text=True, check=True).stdout  # fmt: skip
+    for flag in ("--examples-per-class", "--test-per-class", "--tarball", "--batch-size", "--channels", "--resume"):
+        assert flag in out
+    assert "default: 32]" in " ".join(out.split())  # the child's image size

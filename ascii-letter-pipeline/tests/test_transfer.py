@@ -1,0 +1,70 @@
+"""The child starts from the parent's published features, verified, and records that lineage."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from ascii_letter import AsciiLetterConfig, ascii_letter_classifier
+from mlpipes.errors import IntegrityError
+from mlpipes.weights import load_state_dict, read_manifest
+from mnist import MnistConfig
+from mnist.weights import bundled_manifest
+
+MNIST_MANIFEST = bundled_manifest(MnistConfig())
+
+
+def test_the_child_starts_from_mnist_features_with_a_new_head():
+    model = ascii_letter_classifier()
+    for key, tensor in load_state_dict(MNIST_MANIFEST, "features").items():
+        assert torch.equal(model.features.state_dict()[key], tensor), key
+    assert model.head[-1].out_features == 26 and model.labels[0] == "a"
+    scratch = ascii_letter_classifier(AsciiLetterConfig(pretrained_features=False))
+    assert not torch.equal(scratch.features[0].weight, model.features[0].weight)
+
+
+def test_tampered_parent_features_are_refused(tmp_path):
+    for path in MNIST_MANIFEST.parent.glob("mnist-*"):
+        (tmp_path / path.name).write_bytes(path.read_bytes())
+    features = tmp_path / "mnist-features-1.0.0.safetensors"
+    data = bytearray(features.read_bytes())
+    data[-3] ^= 0x10
+    features.write_bytes(bytes(data))
+    with pytest.raises(IntegrityError, match="mnist-features-1.0.0.safetensors: sha256"):
+        ascii_letter_classifier(AsciiLetterConfig(pretrained_features=str(tmp_path)))
+
+
+def test_short_end_to_end_run_records_the_parent_lineage(tmp_path):
+    def letters(*argv):
+        command = [sys.executable, "-m", "ascii_letter", *argv, "--artifact-dir", str(tmp_path),
+                   "--examples-per-class", "10", "--test-per-class", "3", "--train-samples", "182",
+                   "--test-samples", "78", "--epochs", "2"]  # fmt: skip
+        return subprocess.run(command, capture_output=True, text=True, check=True).stdout
+
+    letters("make-raw-data")
+    assert "dataset records (train 182, test 78)" in letters("save-datasets")
+    assert "test accuracy" in letters("train-model")
+    manifest = read_manifest(tmp_path / "weights" / "ascii_letter-1.0.0.json")
+    parent = json.loads(MNIST_MANIFEST.read_text())
+    assert manifest["parent"]["name"] == "mnist" and manifest["parent"]["version"] == parent["version"]
+    assert manifest["parent"]["sha256"] == parent["files"]["features"]["sha256"]
+    assert manifest["meta"]["labels"][25] == "z" and manifest["code_version"].startswith("ascii_letter ")
+    assert "test accuracy" in letters("evaluate")
+
+
+def test_bundled_letter_weights_on_the_generated_test_split(letter_config):
+    from mnist.dataset import load_split
+    from mnist.evaluate import evaluate_model
+
+    images, labels = load_split(letter_config, "test")
+    assert len(images) == 520
+    accuracy = evaluate_model(ascii_letter_classifier(pretrained=True), images, labels)["accuracy"]
+    assert accuracy >= 0.95
+    manifest = read_manifest(bundled_manifest(AsciiLetterConfig()))
+    assert manifest["parent"]["sha256"] == json.loads(MNIST_MANIFEST.read_text())["files"]["features"]["sha256"]
+    assert (
+        manifest["dataset_sha256"]
+        == __import__("mlpipes.records").records.Records.open(letter_config.records_url).sha256
+    )
