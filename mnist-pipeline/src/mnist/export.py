@@ -76,9 +76,9 @@ def contract(config: MnistConfig, manifest: dict[str, Any]) -> dict[str, Any]:
 
 def export_model(config: MnistConfig, weights: str = "", parity_samples: int = 1000) -> tuple[Path, dict[str, Any]]:
     """Export a version to ``<artifacts>/weights/<pipeline>-<version>.onnx``; return it and its manifest entry."""
+    images, _ = load_split(config, "test", parity_samples)  # first: no records, nothing copied
     manifest_path = into_artifacts(config, version_manifest(config, weights))
     model = mnist_classifier(config, pretrained=str(manifest_path))  # verifies the weights' sha256
-    images, _ = load_split(config, "test", parity_samples)
     entry = export_version(
         model,
         manifest_path,

@@ -1,0 +1,231 @@
+"""The web app in a real headless Chromium (Debian's, driven by Playwright), against mlpipes serve.
+
+Needs `make web` (ONNX Runtime Web vendored into web/vendor) and MNIST_MIRROR. Skipped only when
+no Chromium is installed (`apt-get install -y chromium`; .ci/run installs it).
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+import math
+import os
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mlpipes.browser import chromium, chromium_path, open_app
+from mlpipes.serve import make_server, serve_in_thread
+from mnist import MnistConfig
+from mnist.dataset import load_split, save_datasets
+from mnist.export import export_model, onnx_classifier
+from mnist.preprocess import frame_ink
+
+pytestmark = pytest.mark.skipif(chromium_path() is None, reason="no Chromium: apt-get install -y chromium")
+pytest.importorskip("playwright")
+pytest.importorskip("onnxruntime")
+
+WEB = Path(__file__).resolve().parents[1]
+ARTIFACTS = WEB.parent / "test-artifacts" / "web"
+RECIPES = [{"size": 28, "box": 20, "center": "mass"}, {"size": 32, "box": 28, "center": "box"}]
+
+
+@pytest.fixture(scope="module")
+def config(tmp_path_factory) -> MnistConfig:
+    """Real MNIST records and the bundled model exported to ONNX, in a private artifact dir."""
+    if not (WEB / "vendor" / "ort.wasm.min.mjs").exists():
+        pytest.fail("web/vendor is empty: run `make web` to vendor ONNX Runtime Web from npm")
+    if not os.environ.get("MNIST_MIRROR"):
+        pytest.skip("set MNIST_MIRROR to a folder with the MNIST .gz files (e.g. ../shared/data/mnist)")
+    config = MnistConfig(artifact_dir=str(tmp_path_factory.mktemp("mnist")))
+    save_datasets(config)
+    export_model(config, "pretrained", parity_samples=200)
+    return config
+
+
+@pytest.fixture(scope="module")
+def page(config):
+    server = make_server(WEB, [config.weights_dir], port=0)
+    serve_in_thread(server)
+    try:
+        with chromium() as context:
+            yield open_app(context, f"http://127.0.0.1:{server.server_address[1]}/")
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def draw(page, strokes: list[list[tuple[float, float]]]) -> None:
+    """Draw strokes (pad pixels, 280 x 280) with the mouse."""
+    box = page.locator("#pad").bounding_box()
+    for stroke in strokes:
+        page.mouse.move(box["x"] + stroke[0][0], box["y"] + stroke[0][1])
+        page.mouse.down()
+        for x, y in stroke[1:]:
+            page.mouse.move(box["x"] + x, box["y"] + y, steps=3)
+        page.mouse.up()
+
+
+def top_labels(page) -> list[str]:
+    page.wait_for_function("window.app.state.last !== null")
+    return page.locator("#top3 .label").all_text_contents()
+
+
+ONE = [[(150, 40), (140, 240)]]
+ZERO = [[(140 + 70 * math.sin(t * math.pi / 12), 140 - 95 * math.cos(t * math.pi / 12)) for t in range(25)]]
+SEVEN = [[(70, 50), (210, 50), (120, 240)]]
+
+
+def test_page_loads_with_the_exported_model(page):
+    assert page.title().startswith("mlpipes")
+    assert page.evaluate("crossOriginIsolated")  # COOP/COEP from mlpipes serve
+    assert page.locator("#modes button").all_text_contents() == ["Digits"]
+    assert "mnist 1.0.0" in page.locator("#status").text_content()
+
+
+def test_page_predictions_equal_python_onnxruntime(page, config):
+    images, labels = load_split(config, "test", 200)
+    x = images.float().div(255).numpy()  # (200, 1, 28, 28): the model input both sides get
+    expected = onnx_classifier(config).predict(x)
+    got = np.array(
+        page.evaluate(
+            "async ([flat, n]) => (await app.classify('mnist', new Float32Array(flat), n)).map(p => Array.from(p))",
+            [x.ravel().tolist(), len(x)],
+        )
+    )
+    assert got.shape == (200, 10)
+    assert (got.argmax(1) == expected.argmax(1)).all()
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+    assert (got.argmax(1) == labels.numpy()).mean() >= 0.98
+    single = page.evaluate(
+        "async (flat) => Array.from((await app.classify('mnist', new Float32Array(flat), 1))[0])", x[7].ravel().tolist()
+    )
+    np.testing.assert_allclose(single, expected[7], atol=1e-5)
+
+
+def random_drawing(rng: np.random.Generator) -> np.ndarray:
+    """A pad-like image: a few thick anti-aliased polylines at a random place and size."""
+    h, w = rng.integers(40, 300, size=2)
+    ys, xs = np.mgrid[0:h, 0:w] + 0.5
+    image = np.zeros((h, w))
+    for _ in range(rng.integers(1, 4)):
+        points = rng.uniform([0, 0], [h, w], size=(rng.integers(2, 5), 2))
+        radius = rng.uniform(1, 12)
+        for (y0, x0), (y1, x1) in itertools.pairwise(points):
+            dy, dx = y1 - y0, x1 - x0
+            t = np.clip(((ys - y0) * dy + (xs - x0) * dx) / max(dy * dy + dx * dx, 1e-9), 0, 1)
+            distance = np.hypot(ys - (y0 + t * dy), xs - (x0 + t * dx))
+            image = np.maximum(image, np.clip(radius - distance, 0, 1))
+    return np.round(image * 255) / 255
+
+
+def js_frame(page, image: np.ndarray, recipe: dict) -> np.ndarray:
+    out = page.evaluate(
+        "([flat, w, h, recipe]) => Array.from(app.frameInk(new Float64Array(flat), w, h, recipe))",
+        [image.ravel().tolist(), image.shape[1], image.shape[0], recipe],
+    )
+    return np.array(out, dtype=np.float32).reshape(recipe["size"], recipe["size"])
+
+
+@pytest.mark.parametrize("recipe", RECIPES, ids=["mnist", "letters"])
+def test_js_preprocessing_matches_python(page, recipe):
+    rng = np.random.default_rng(len(recipe["center"]))
+    for _ in range(12):
+        image = random_drawing(rng)
+        expected = frame_ink(image, **recipe)
+        assert expected.any()
+        np.testing.assert_allclose(js_frame(page, image, recipe), expected, atol=1e-6)
+    blank = np.zeros((30, 40))
+    assert not js_frame(page, blank, recipe).any()
+
+
+def test_mouse_strokes_give_a_prediction_and_python_agrees(page, config):
+    page.evaluate("app.clear()")
+    draw(page, ONE)
+    assert top_labels(page)[0] == "1"
+    assert len(top_labels(page)) == 3
+    pad = page.evaluate("app.padPixels()")
+    pixels = np.array(pad["pixels"]).reshape(pad["height"], pad["width"])
+    for recipe in RECIPES:  # the same strokes through both preprocessings
+        np.testing.assert_allclose(js_frame(page, pixels, recipe), frame_ink(pixels, **recipe), atol=1e-6)
+    page_p = np.array(page.evaluate("app.state.last.probabilities"))
+    python_p = onnx_classifier(config).predict(frame_ink(pixels)[None, None])[0]
+    np.testing.assert_allclose(page_p, python_p, atol=1e-5)
+
+    page.evaluate("app.clear()")
+    draw(page, ZERO)
+    assert top_labels(page)[0] == "0"
+    draw(page, [[(250, 250), (252, 252)]])  # a stray dot...
+    page.click("#undo")  # ...undone
+    page.wait_for_function("window.app.state.strokes.length === 1")
+    assert top_labels(page)[0] == "0"
+    page.click("#clear")
+    page.wait_for_function("window.app.state.last === null")
+    assert page.locator("#top3 li").count() == 0
+
+    draw(page, SEVEN)
+    assert top_labels(page)[0] == "7"
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=ARTIFACTS / "web-app.png")
+    assert (ARTIFACTS / "web-app.png").stat().st_size > 1000
+
+
+def collect(page, samples: dict[str, int]) -> bytes:
+    """Label and add drawings in collect mode, then download the tarball with the page's button."""
+    page.evaluate("app.clear()")
+    page.check("#collect")
+    rng = np.random.default_rng(0)
+    for letter, count in samples.items():
+        page.select_option("#collect-label", letter)
+        for _ in range(count):
+            points = rng.uniform(40, 240, size=(3, 2)).round().tolist()
+            draw(page, [points])
+            page.click("#collect-add")
+    assert page.locator("#collect-count").text_content() == f"{sum(samples.values())} samples"
+    with page.expect_download() as download:
+        page.click("#collect-download")
+    assert download.value.suggested_filename == "images.tar.gz"
+    return Path(download.value.path()).read_bytes()
+
+
+def test_collect_mode_downloads_the_letter_raw_layout(page):
+    data = collect(page, {"a": 2, "q": 1})
+    from PIL import Image
+
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as archive:
+        files = sorted(m.name for m in archive.getmembers() if m.isfile())
+        assert files == ["images/a/00.png", "images/a/01.png", "images/q/00.png"]
+        assert all(m.isdir() or m.isfile() for m in archive.getmembers())
+        image = np.asarray(Image.open(archive.extractfile("images/q/00.png")).convert("L"))
+    assert image.shape == (32, 32) and image.max() > 128 and image[0].max() == 0  # white on black, framed
+    page.uncheck("#collect")
+    page.evaluate("app.state.samples = []")
+
+
+def test_collect_tarball_is_accepted_by_the_letter_pipeline(page, tmp_path):
+    pytest.importorskip("ascii_letter")
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    tarball = tmp_path / "images.tar.gz"
+    tarball.write_bytes(collect(page, dict.fromkeys(letters, 5)))
+    result = subprocess.run(
+        [sys.executable, "-m", "ascii_letter", "save-datasets", "--tarball", str(tarball)],
+        env={**os.environ, "MLPIPES_HOME": str(tmp_path / "home")},
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    from mlpipes.records import Records
+
+    records = Records.open(tmp_path / "home" / "ascii_letter" / "datasets" / "ascii_letter")
+    assert sum(records.rows(split) for split in records.index["splits"]) == 26 * 5
+
+
+def test_in_page_benchmark_reports_latency_and_load_time(page):
+    result = page.evaluate("app.benchmark('mnist', {runs: 1000})")
+    assert result["runs"] == 1000 and result["pipeline"] == "mnist"
+    assert 0 < result["median_ms"] <= result["p90_ms"] and result["load_ms"] > 0
+    print(f"\nin-page benchmark: {result}")
