@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import itertools
+import json
 import math
 import os
 import subprocess
@@ -227,5 +228,22 @@ def test_collect_tarball_is_accepted_by_the_letter_pipeline(page, tmp_path):
 def test_in_page_benchmark_reports_latency_and_load_time(page):
     result = page.evaluate("app.benchmark('mnist', {runs: 1000})")
     assert result["runs"] == 1000 and result["pipeline"] == "mnist"
-    assert 0 < result["median_ms"] <= result["p90_ms"] and result["load_ms"] > 0
+    assert 0 < result["median_ms"] <= result["p90_ms"] and result["load_ms"] > result["session_ms"] > 0
+    assert result["cross_origin_isolated"] and result["threads"] == 1
     print(f"\nin-page benchmark: {result}")
+
+
+def test_page_benchmark_from_python(config):
+    """What the benchmark suite calls: serve, open Chromium, benchmark every served model.
+
+    In a subprocess: Playwright's sync API cannot nest inside this module's open browser.
+    """
+    code = (
+        "import json, sys; from mlpipes.browser import page_benchmark; "
+        "print(json.dumps(page_benchmark(sys.argv[1], [sys.argv[2]], runs=50)))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(WEB), str(config.weights_dir)], capture_output=True, text=True, check=True
+    ).stdout
+    (result,) = json.loads(out)
+    assert result["pipeline"] == "mnist" and result["runs"] == 50 and result["median_ms"] > 0
