@@ -19,6 +19,7 @@ const state = {
   models: {}, // pipeline -> Classifier
   mode: null, // the pipeline being drawn for
   strokes: [], // [[{x, y}, ...], ...] in pad pixels
+  painted: false, // the pad holds an image put there by app.paint (tests), not strokes
   last: null, // {pipeline, top: [{label, probability}], probabilities}
   samples: [], // collect mode: [{label, image: Float32Array, size}]
 };
@@ -82,6 +83,7 @@ function undo() {
 
 function clear() {
   state.strokes = [];
+  state.painted = false;
   redraw();
   update();
 }
@@ -107,8 +109,8 @@ function showPreview(image, size) {
   preview.drawImage(small, 0, 0, 112, 112);
 }
 
-function grayImageData(image, size) {
-  const data = new ImageData(size, size);
+function grayImageData(image, width, height = width) {
+  const data = new ImageData(width, height);
   for (let i = 0; i < image.length; i++) {
     const v = Math.round(image[i] * 255);
     data.data.set([v, v, v, 255], i * 4);
@@ -132,7 +134,7 @@ function showTop(top) {
 async function update() {
   const model = state.models[state.mode];
   if (!model) return;
-  if (state.strokes.length === 0) {
+  if (state.strokes.length === 0 && !state.painted) {
     state.last = null;
     showTop([]);
     showPreview(new Float32Array(model.size * model.size), model.size);
@@ -238,6 +240,15 @@ window.app = {
   addSample,
   collectTarball,
   frameInk,
+  /** Put a gray image (values in [0, 1], white on black) on the pad and predict it like a drawing. */
+  paint: async (gray, width, height) => {
+    state.strokes = [];
+    redraw();
+    ctx.putImageData(grayImageData(gray, width, height), 0, 0);
+    state.painted = true;
+    await update();
+    return state.last;
+  },
   /** Run `n` images (Float32Array, n*size*size) through the page's model for `pipeline`. */
   classify: (pipeline, images, n) => state.models[pipeline].predict(images, n),
   /** Median latency over `runs` single-image predictions, and the model's load time. */

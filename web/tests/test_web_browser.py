@@ -108,6 +108,24 @@ def test_page_predictions_equal_python_onnxruntime(page, config):
     np.testing.assert_allclose(single, expected[7], atol=1e-5)
 
 
+def test_real_digits_on_the_pad_take_the_same_path_as_in_python(page, config):
+    """MNIST test digits painted on the pad (x10): the page's own framing + model = Python's."""
+    images, labels = load_split(config, "test", 30)
+    model = onnx_classifier(config)
+    agree = 0
+    for image, label in zip(images[:, 0].numpy(), labels.numpy()):
+        big = np.kron(image / 255.0, np.ones((10, 10)))
+        last = page.evaluate(
+            "([flat, w, h]) => app.paint(new Float64Array(flat), w, h)", [big.ravel().tolist(), 280, 280]
+        )
+        expected = model.predict(frame_ink(big)[None, None])[0]
+        np.testing.assert_allclose(last["probabilities"], expected, atol=1e-5)
+        assert last["top"][0]["label"] == str(expected.argmax())
+        agree += last["top"][0]["label"] == str(label)
+    assert agree >= 28
+    page.evaluate("app.clear()")
+
+
 def random_drawing(rng: np.random.Generator) -> np.ndarray:
     """A pad-like image: a few thick anti-aliased polylines at a random place and size."""
     h, w = rng.integers(40, 300, size=2)
