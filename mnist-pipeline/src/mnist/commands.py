@@ -12,7 +12,6 @@ from typing import Annotated, Literal
 import numpy as np
 
 from mlpipes.errors import DataError, UserError
-from mlpipes.onnx import OnnxClassifier
 from mlpipes.weights import manifest_filename
 from mnist import dataset, train
 from mnist.config import MnistConfig
@@ -43,10 +42,8 @@ def train_model(
     train.train_model(config, resume=resume)
 
 
-def load_classifier(config: MnistConfig, weights: str = "", backend: str = "torch") -> Classifier | OnnxClassifier:
-    """The classifier from ``weights`` (see ``WeightsOption``), on PyTorch or its ONNX export."""
-    if backend == "onnx":
-        return onnx_classifier(config, weights)
+def load_classifier(config: MnistConfig, weights: str = "") -> Classifier:
+    """The classifier from ``weights`` (see ``WeightsOption``)."""
     trained = config.weights_dir / manifest_filename(config.pipeline, config.model_version)
     if weights == "trained" or (not weights and trained.exists()):
         if not trained.exists():
@@ -97,7 +94,7 @@ def predict(
     backend: Annotated[Literal["torch", "onnx"], "run PyTorch, or ONNX Runtime on the export-onnx file"] = "torch",
 ) -> None:
     """Classify image files: the most likely label and its probability for each."""
-    model = load_classifier(config, weights, backend)
+    model = onnx_classifier(config, weights) if backend == "onnx" else load_classifier(config, weights)
     results = []
     for name in files:
         array = load_image_file(Path(name), config.image_size)
