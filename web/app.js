@@ -212,8 +212,10 @@ async function start() {
   $("clear").addEventListener("click", clear);
   const infos = await listModels();
   for (const info of infos) state.models[info.pipeline] = await Classifier.load(info);
+  const rank = (pipeline) => (pipeline in TITLES ? Object.keys(TITLES).indexOf(pipeline) : 99);
+  const pipelines = Object.keys(state.models).sort((a, b) => rank(a) - rank(b)); // Digits first
   $("modes").replaceChildren(
-    ...Object.keys(state.models).map((pipeline) => {
+    ...pipelines.map((pipeline) => {
       const button = document.createElement("button");
       button.type = "button";
       button.dataset.pipeline = pipeline;
@@ -223,7 +225,7 @@ async function start() {
     }),
   );
   setUpCollect();
-  const first = Object.keys(state.models)[0];
+  const first = pipelines[0];
   if (!first) throw new Error("no models served: run export-onnx, then mlpipes serve");
   await setMode(first);
 }

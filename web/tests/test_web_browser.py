@@ -6,6 +6,7 @@ no Chromium is installed (`apt-get install -y chromium`; .ci/run installs it).
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import itertools
 import json
@@ -18,12 +19,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from mlpipes.browser import chromium, chromium_path, open_app
+from mlpipes.onnx import OnnxClassifier, export_version
 from mlpipes.serve import make_server, serve_in_thread
-from mnist import MnistConfig
+from mlpipes.weights import read_manifest, save_version
+from mnist import MnistConfig, mnist_classifier
 from mnist.dataset import load_split, save_datasets
-from mnist.export import export_model, onnx_classifier
+from mnist.export import contract, export_model, onnx_classifier
 from mnist.preprocess import frame_ink
 
 pytestmark = pytest.mark.skipif(chromium_path() is None, reason="no Chromium: apt-get install -y chromium")
@@ -48,9 +52,49 @@ def config(tmp_path_factory) -> MnistConfig:
     return config
 
 
+@dataclasses.dataclass(frozen=True)
+class LetterShaped(MnistConfig):
+    """Stands in for the letter pipeline's config in the page: 26 labels, 32 px, framed by box."""
+
+    pipeline = "ascii_letter"
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return tuple("abcdefghijklmnopqrstuvwxyz")
+
+    @property
+    def drawing(self) -> dict:
+        return {"size": 32, "box": 28, "center": "box"}
+
+
 @pytest.fixture(scope="module")
-def page(config):
-    server = make_server(WEB, [config.weights_dir], port=0)
+def letters(tmp_path_factory) -> OnnxClassifier:
+    """A letter-shaped model (seeded random weights, exported like any version) for the Letters mode.
+
+    It tests the page's second model, its labels and its 32 px framing; the real letter model's
+    accuracy is the letter pipeline's business.
+    """
+    config = LetterShaped(artifact_dir=str(tmp_path_factory.mktemp("letters")), image_size=32)
+    torch.manual_seed(0)
+    model = mnist_classifier(config).eval()
+    manifest = save_version(
+        config.weights_dir,
+        name=config.pipeline,
+        version="0.0.1",
+        state_dicts={"classifier": model.state_dict()},
+        config=config.to_dict(),
+        metrics={},
+        dataset_sha256=None,
+        code_version="test",
+    )
+    metadata = contract(config, read_manifest(manifest))
+    export_version(model, manifest, torch.rand(32, 1, 32, 32), image_shape=config.image_shape, metadata=metadata)
+    return OnnxClassifier.from_manifest(manifest)
+
+
+@pytest.fixture(scope="module")
+def page(config, letters):
+    server = make_server(WEB, [config.weights_dir, letters.path.parent], port=0)
     serve_in_thread(server)
     try:
         with chromium() as context:
@@ -84,8 +128,25 @@ SEVEN = [[(70, 50), (210, 50), (120, 240)]]
 def test_page_loads_with_the_exported_model(page):
     assert page.title().startswith("mlpipes")
     assert page.evaluate("crossOriginIsolated")  # COOP/COEP from mlpipes serve
-    assert page.locator("#modes button").all_text_contents() == ["Digits"]
+    assert page.locator("#modes button").all_text_contents() == ["Digits", "Letters"]
     assert "mnist 1.0.0" in page.locator("#status").text_content()
+
+
+def test_letters_mode_uses_the_letter_model_and_its_framing(page, letters):
+    page.evaluate("app.clear()")
+    page.click("#modes button:text('Letters')")
+    assert page.locator("#modes button[aria-pressed='true']").text_content() == "Letters"
+    assert "ascii_letter 0.0.1" in page.locator("#status").text_content()
+    draw(page, [[(90, 230), (140, 50), (190, 230)], [(110, 160), (170, 160)]])
+    assert all(label in letters.labels for label in top_labels(page))
+    pad = page.evaluate("app.padPixels()")
+    pixels = np.array(pad["pixels"]).reshape(pad["height"], pad["width"])
+    framed = frame_ink(pixels, size=32, box=28, center="box")
+    expected = letters.predict(framed[None, None])[0]
+    np.testing.assert_allclose(page.evaluate("app.state.last.probabilities"), expected, atol=1e-5)
+    page.evaluate("app.clear()")
+    page.click("#modes button:text('Digits')")
+    assert page.evaluate("app.state.mode") == "mnist"
 
 
 def test_page_predictions_equal_python_onnxruntime(page, config):
