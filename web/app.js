@@ -13,7 +13,7 @@ const PEN = 20; // px on the 280 px pad: ~2 px after scaling to MNIST's 20 px bo
 
 const $ = (id) => document.getElementById(id);
 const pad = $("pad");
-const ctx = pad.getContext("2d");
+const ctx = pad.getContext("2d", { willReadFrequently: true }); // read back after every stroke
 
 const state = {
   models: {}, // pipeline -> Classifier
@@ -21,7 +21,7 @@ const state = {
   strokes: [], // [[{x, y}, ...], ...] in pad pixels
   painted: false, // the pad holds an image put there by app.paint (tests), not strokes
   last: null, // {pipeline, top: [{label, probability}], probabilities}
-  samples: [], // collect mode: [{label, image: Float32Array, size}]
+  samples: [], // collect mode: [{label, image: Float32Array, size, png: Promise<Uint8Array>}]
 };
 
 // ---- drawing -------------------------------------------------------------------------------
@@ -160,6 +160,9 @@ function addSample() {
   if (state.strokes.length === 0) return null;
   const drawing = drawingFor("ascii_letter");
   const sample = { label: $("collect-label").value, image: framed("ascii_letter"), size: drawing.size };
+  // Encode now, in the background: the download must start while the click still counts as the
+  // user's (browsers drop a download that comes seconds after the click).
+  sample.png = png(sample.image, sample.size);
   state.samples.push(sample);
   $("collect-count").textContent = `${state.samples.length} samples`;
   $("collect-download").disabled = false;
@@ -178,9 +181,10 @@ async function png(image, size) {
 async function collectTarball() {
   const counts = {};
   const files = [];
-  for (const { label, image, size } of state.samples) {
-    const n = (counts[label] = (counts[label] ?? -1) + 1);
-    files.push({ name: `images/${label}/${String(n).padStart(2, "0")}.png`, bytes: await png(image, size) });
+  for (const sample of state.samples) {
+    const n = (counts[sample.label] = (counts[sample.label] ?? -1) + 1);
+    const bytes = await (sample.png ?? png(sample.image, sample.size));
+    files.push({ name: `images/${sample.label}/${String(n).padStart(2, "0")}.png`, bytes });
   }
   return gzip(tar(files));
 }
@@ -242,6 +246,12 @@ window.app = {
   addSample,
   collectTarball,
   frameInk,
+  /** Replace the pad's strokes ([[{x, y}, ...], ...] in pad pixels) without predicting: bulk collection. */
+  setStrokes: (strokes) => {
+    state.strokes = strokes;
+    state.painted = false;
+    redraw();
+  },
   /** Put a gray image (values in [0, 1], white on black) on the pad and predict it like a drawing. */
   paint: async (gray, width, height) => {
     state.strokes = [];
