@@ -254,6 +254,26 @@ def test_mouse_strokes_give_a_prediction_and_python_agrees(page, config):
     assert (ARTIFACTS / "web-app.png").stat().st_size > 1000
 
 
+def test_touch_strokes_draw_and_predict(page):
+    """Real touch input (Chromium's own touch events, turned into pointer events by the browser)."""
+    page.evaluate("app.clear()")
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("Emulation.setTouchEmulationEnabled", {"enabled": True, "maxTouchPoints": 1})
+    box = page.locator("#pad").bounding_box()
+    try:
+        points = [{"x": box["x"] + 150, "y": box["y"] + 40 + 10 * i} for i in range(21)]
+        cdp.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": points[:1]})
+        for point in points[1:]:
+            cdp.send("Input.dispatchTouchEvent", {"type": "touchMove", "touchPoints": [point]})
+        cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+        assert top_labels(page)[0] == "1"
+        assert page.evaluate("app.state.strokes.length") == 1
+    finally:
+        cdp.send("Emulation.setTouchEmulationEnabled", {"enabled": False})
+        cdp.detach()
+        page.evaluate("app.clear()")
+
+
 def collect(page, samples: dict[str, int], drawn: int = 3) -> bytes:
     """Label and add drawings in collect mode, then download the tarball with the page's button.
 
