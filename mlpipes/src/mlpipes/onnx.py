@@ -189,9 +189,15 @@ class OnnxClassifier:
         self.path = Path(path)
         if not self.path.exists():
             raise DataError(f"{self.path}: ONNX model not found; run export-onnx first")
-        self.metadata = read_metadata(self.path)
+        try:
+            self.session = session(self.path, threads)
+        except UserError:
+            raise
+        except Exception as e:  # onnxruntime raises its own exception types for unreadable files
+            raise DataError(f"{self.path}: not a readable ONNX model ({type(e).__name__}: {str(e)[:200]})") from None
+        raw = self.session.get_modelmeta().custom_metadata_map
+        self.metadata = {k: _decode(v) for k, v in raw.items()}
         self.labels = tuple(self.metadata.get("labels", ()))
-        self.session = session(self.path, threads)
         self.preprocess = preprocess
 
     @classmethod
