@@ -56,6 +56,11 @@ web: venv
 	$(BIN)/mnist save-datasets --artifact-dir build/web/mnist
 	$(BIN)/mnist export-onnx --weights pretrained --artifact-dir build/web/mnist
 	cp build/web/mnist/weights/*.onnx web/models/
+	if [ -x $(BIN)/ascii-letter ]; then \
+	  $(BIN)/ascii-letter save-datasets --artifact-dir build/web/ascii_letter && \
+	  $(BIN)/ascii-letter export-onnx --weights pretrained --artifact-dir build/web/ascii_letter && \
+	  cp build/web/ascii_letter/weights/*.onnx web/models/; \
+	fi
 
 ## serve: the web app and its models on http://127.0.0.1:8000/
 serve: web

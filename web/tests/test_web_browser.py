@@ -36,7 +36,7 @@ pytest.importorskip("onnxruntime")
 
 WEB = Path(__file__).resolve().parents[1]
 ARTIFACTS = WEB.parent / "test-artifacts" / "web"
-RECIPES = [{"size": 28, "box": 20, "center": "mass"}, {"size": 32, "box": 28, "center": "box"}]
+RECIPES = [{"size": 28, "box": 20, "center": "mass"}, {"size": 32, "box": 23, "center": "box"}]
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +64,7 @@ class LetterShaped(MnistConfig):
 
     @property
     def drawing(self) -> dict:
-        return {"size": 32, "box": 28, "center": "box"}
+        return {"size": 32, "box": 23, "center": "box"}
 
 
 @pytest.fixture(scope="module")
@@ -141,7 +141,7 @@ def test_letters_mode_uses_the_letter_model_and_its_framing(page, letters):
     assert all(label in letters.labels for label in top_labels(page))
     pad = page.evaluate("app.padPixels()")
     pixels = np.array(pad["pixels"]).reshape(pad["height"], pad["width"])
-    framed = frame_ink(pixels, size=32, box=28, center="box")
+    framed = frame_ink(pixels, size=32, box=23, center="box")
     expected = letters.predict(framed[None, None])[0]
     np.testing.assert_allclose(page.evaluate("app.state.last.probabilities"), expected, atol=1e-5)
     page.evaluate("app.clear()")
