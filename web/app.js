@@ -6,10 +6,10 @@ import { gzip, tar } from "./tar.js";
 
 const TITLES = { mnist: "Digits", ascii_letter: "Letters" };
 const LETTERS = "abcdefghijklmnopqrstuvwxyz".split("");
-// Until a letter model is served, collect mode frames letters the way the letter pipeline's
-// generator does (ink's longer side 32/1.6..32/1.15 px, 23 on average, anywhere in the frame);
+// Until a letter model is served, collect mode frames letters as the letter model's export does
+// (AsciiLetterConfig.drawing: the generator pads the ink's longer side to 23 px of 32 on average);
 // a served model's own metadata (its `drawing`) takes precedence.
-const LETTER_DRAWING = { size: 32, box: 23, center: "box" };
+const LETTER_DRAWING = { size: 32, box: 23, center: "mass" };
 const PEN = 20; // px on the 280 px pad: ~2 px after scaling to MNIST's 20 px box, like its strokes
 
 const $ = (id) => document.getElementById(id);
