@@ -13,7 +13,7 @@ export MNIST_MIRROR := $(abspath ../shared/data/mnist)
 endif
 endif
 
-.PHONY: venv demo test lint pretrained pretrained-letters bench clean
+.PHONY: venv demo test lint pretrained pretrained-letters bench clean web serve
 
 venv: $(VENV)/.installed
 
@@ -31,7 +31,7 @@ demo: venv
 	$(BIN)/mnist evaluate --weights trained
 
 ## test: set up, then lint and run every test
-test: venv lint
+test: venv lint web
 	$(BIN)/pytest
 
 lint: venv
@@ -54,3 +54,22 @@ pretrained-letters: venv
 
 clean:
 	rm -rf build .pytest_cache .ruff_cache
+
+## web: vendor ONNX Runtime Web from npm into web/vendor, export the bundled models into web/models
+ORT_WEB := web/node_modules/onnxruntime-web/dist
+web: venv
+	cd web && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	mkdir -p web/vendor web/models
+	cp $(ORT_WEB)/ort.wasm.min.mjs $(ORT_WEB)/ort-wasm-simd-threaded.mjs $(ORT_WEB)/ort-wasm-simd-threaded.wasm web/vendor/
+	$(BIN)/mnist save-datasets --artifact-dir build/web/mnist
+	$(BIN)/mnist export-onnx --weights pretrained --artifact-dir build/web/mnist
+	cp build/web/mnist/weights/*.onnx web/models/
+	if [ -x $(BIN)/ascii-letter ]; then \
+	  $(BIN)/ascii-letter save-datasets --artifact-dir build/web/ascii_letter && \
+	  $(BIN)/ascii-letter export-onnx --weights pretrained --artifact-dir build/web/ascii_letter && \
+	  cp build/web/ascii_letter/weights/*.onnx web/models/; \
+	fi
+
+## serve: the web app and its models on http://127.0.0.1:8000/
+serve: web
+	$(BIN)/mlpipes serve --root web

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import numpy as np
 
@@ -17,6 +17,7 @@ from mlpipes.weights import manifest_filename
 from mnist import dataset, train
 from mnist.config import MnistConfig
 from mnist.evaluate import evaluate_model
+from mnist.export import export_model, onnx_classifier
 from mnist.model import Classifier, mnist_classifier
 from mnist.weights import bundled_manifest
 
@@ -96,9 +97,10 @@ def predict(
     files: Annotated[list[str], "PNG, JPG or .npy files (a .npy may hold a batch)"],
     json_output: Annotated[bool, "print JSON instead of text"] = False,
     weights: WeightsOption = "",
+    backend: Annotated[Literal["torch", "onnx"], "run PyTorch, or ONNX Runtime on the export-onnx file"] = "torch",
 ) -> None:
     """Classify image files: the most likely label and its probability for each."""
-    model = load_classifier(config, weights)
+    model = onnx_classifier(config, weights) if backend == "onnx" else load_classifier(config, weights)
     results = []
     for name in files:
         array = load_image_file(Path(name), config.image_size)
@@ -168,4 +170,25 @@ def pull(config: MnistConfig, version: Annotated[str, "model version to download
     print(f"{config.pipeline} {version} verified and cached: {manifest}")
 
 
-COMMANDS = [save_datasets, train_model, evaluate, predict, deploy, list_versions, pull]
+def export_onnx(
+    config: MnistConfig,
+    weights: WeightsOption = "",
+    parity_samples: Annotated[int, "real test images PyTorch and ONNX Runtime must agree on"] = 1000,
+) -> None:
+    """Export a weights version to ONNX (one file, dynamic batch) and record it in the version's manifest.
+
+    The file is <artifacts>/weights/<pipeline>-<version>.onnx; its metadata holds the preprocessing
+    contract (layout, scale, polarity, labels, image size). PyTorch and ONNX Runtime must agree on
+    real test images (every argmax, logits within 1e-4), else nothing is written. Needs the dataset
+    records (save-datasets). Bundled weights are first copied into the artifact directory.
+    """
+    path, entry = export_model(config, weights, parity_samples)
+    parity = entry["parity"]
+    print(
+        f"{path} ({entry['bytes']} bytes, sha256 {entry['sha256'][:12]}…)\n"
+        f"parity on {parity['examples']} test images: max |diff| {parity['max_abs_diff']:.2e}, "
+        f"argmax agreement {parity['argmax_agreement']:.4f}"
+    )
+
+
+COMMANDS = [save_datasets, train_model, evaluate, predict, export_onnx, deploy, list_versions, pull]

@@ -65,6 +65,15 @@ class MnistConfig(Config):
         return tuple(str(digit) for digit in range(10))
 
     @property
+    def drawing(self) -> dict[str, int | str]:
+        """How a free-hand drawing is framed like the training data (``preprocess.frame_ink``).
+
+        MNIST's digits were scaled into a 20-pixel box and centred by mass in 28 pixels; the web
+        app reads this from the ONNX metadata, so a child pipeline overrides it here only.
+        """
+        return {"size": self.image_size, "box": round(self.image_size * 20 / 28), "center": "mass"}
+
+    @property
     def num_classes(self) -> int:
         return len(self.labels)
 

@@ -75,3 +75,56 @@ def preprocess_labels(labels: np.ndarray | torch.Tensor | list[int], num_classes
     if y.numel() and (y.min() < 0 or y.max() >= num_classes):
         raise DataError(f"labels must lie in [0, {num_classes}), got [{y.min().item()}, {y.max().item()}]")
     return y
+
+
+def area_weights(n_in: int, n_out: int) -> np.ndarray:
+    """``(n_out, n_in)`` matrix averaging the input pixels each output pixel covers (box filter).
+
+    Output pixel ``i`` covers input interval ``[i*s, (i+1)*s)`` with ``s = n_in / n_out``; each
+    input pixel counts by its overlap. Resizing is ``Wy @ image @ Wx.T``; the web app's
+    ``preprocess.js`` computes the same weights, so browser and Python agree to float rounding.
+    """
+    scale = n_in / n_out
+    weights = np.zeros((n_out, n_in))
+    for i in range(n_out):
+        lo, hi = i * scale, (i + 1) * scale
+        for j in range(int(np.floor(lo)), min(n_in, int(np.ceil(hi)))):
+            weights[i, j] = (min(hi, j + 1) - max(lo, j)) / scale
+    return weights
+
+
+def frame_ink(image: np.ndarray, size: int = 28, box: int = 20, center: str = "mass") -> np.ndarray:
+    """A drawing (H, W) white on black → float32 (size, size) framed like the training data.
+
+    Crop to the ink, scale (area average, aspect kept) so the longer side is ``box`` pixels,
+    then place it in a ``size``×``size`` black frame: ``center="mass"`` puts its centre of mass
+    at the frame's centre (MNIST's recipe: 20 px box in 28 px), ``"box"`` centres its bounding
+    box. A blank drawing gives a blank frame. Mirrors ``frameInk`` in the web app's preprocess.js.
+    """
+    x = np.asarray(image)
+    if x.ndim != 2:
+        raise DataError(f"drawing of shape {x.shape}: expected one grayscale image (H, W)")
+    if not 0 < box <= size:
+        raise DataError(f"box {box} must lie in (0, size={size}]")
+    x = x.astype(np.float64) / 255 if x.dtype == np.uint8 else x.astype(np.float64)
+    out = np.zeros((size, size), dtype=np.float32)
+    rows, cols = np.flatnonzero(x.max(axis=1) > 0), np.flatnonzero(x.max(axis=0) > 0)
+    if not len(rows):
+        return out
+    crop = x[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+    h, w = crop.shape
+    scale = box / max(h, w)
+    nh, nw = max(1, int(np.floor(h * scale + 0.5))), max(1, int(np.floor(w * scale + 0.5)))
+    small = np.clip(area_weights(h, nh) @ crop @ area_weights(w, nw).T, 0, 1)
+    if center == "mass":
+        total = small.sum()
+        cy = (small.sum(axis=1) * (np.arange(nh) + 0.5)).sum() / total
+        cx = (small.sum(axis=0) * (np.arange(nw) + 0.5)).sum() / total
+        top, left = int(np.floor(size / 2 - cy + 0.5)), int(np.floor(size / 2 - cx + 0.5))
+    elif center == "box":
+        top, left = (size - nh) // 2, (size - nw) // 2
+    else:
+        raise DataError(f"center={center!r}: expected 'mass' or 'box'")
+    top, left = min(max(top, 0), size - nh), min(max(left, 0), size - nw)
+    out[top : top + nh, left : left + nw] = small
+    return out

@@ -1,0 +1,276 @@
+"""ONNX export with a parity check, and ONNX Runtime inference.
+
+An exported model is one self-contained ``.onnx`` file (no ``.onnx.data`` beside it) whose
+input ``images`` is float32 ``(N, C, H, W)`` with a dynamic batch dimension and whose output is
+``logits``. Its ``metadata_props`` carry the preprocessing contract (layout, scale, polarity,
+labels, image size, model version), so a consumer in any language needs nothing else. Every
+export is checked against the PyTorch model on real images and refused if they disagree.
+
+Needs the ``onnx`` extra: ``pip install mlpipes[onnx]`` (onnx, onnxscript, onnxruntime).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import warnings
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from mlpipes.artifacts import atomic_path, sha256_bytes, sha256_file, write_json
+from mlpipes.errors import DataError, IntegrityError, UserError
+
+FORMAT = "mlpipes.onnx/1"
+INPUT = "images"
+OUTPUT = "logits"
+OPSET = 18
+
+
+def _require(module: str) -> Any:
+    """Import an optional dependency, or say which extra installs it."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise UserError(f"ONNX support needs the '{module}' package: pip install 'mlpipes[onnx]'") from None
+
+
+class ParityError(IntegrityError):
+    """The exported graph computes something other than the PyTorch model."""
+
+
+def export_onnx(
+    model: nn.Module,
+    path: str | os.PathLike,
+    *,
+    image_shape: tuple[int, int, int],
+    metadata: dict[str, Any],
+    opset: int = OPSET,
+) -> Path:
+    """Write ``model`` as a single-file ONNX graph with a dynamic batch and ``metadata`` attached.
+
+    ``model.forward`` must take one argument named ``images`` (float32 ``(N, *image_shape)``)
+    and return logits. Non-string metadata values are stored as JSON. The file appears
+    atomically: a failed export leaves nothing under ``path``.
+    """
+    onnx = _require("onnx")
+    _require("onnxscript")
+    model = model.eval()
+    example = torch.rand(2, *image_shape)
+    batch = torch.export.Dim("batch", min=1, max=1 << 16)
+    with _quiet_exporter():
+        program = torch.onnx.export(
+            model,
+            (example,),
+            dynamo=True,
+            input_names=[INPUT],
+            output_names=[OUTPUT],
+            dynamic_shapes={INPUT: {0: batch}},
+            opset_version=opset,
+            external_data=False,
+            optimize=True,
+            verbose=False,
+        )
+    proto = program.model_proto
+    proto.doc_string = str(metadata.get("description", ""))
+    props = {"format": FORMAT, **{k: v if isinstance(v, str) else json.dumps(v) for k, v in metadata.items()}}
+    onnx.helper.set_model_props(proto, props)
+    onnx.checker.check_model(proto)
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(proto.SerializeToString())
+    return path
+
+
+@contextlib.contextmanager
+def _quiet_exporter() -> Iterator[None]:
+    """The dynamo exporter logs warnings about optional packages (torchvision) we do not use."""
+    logger = logging.getLogger("torch.onnx")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logger.setLevel(level)
+
+
+def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
+    """The metadata an export attached, with JSON values decoded (labels come back as a list)."""
+    ort = _require("onnxruntime")
+    path = Path(path)
+    try:
+        raw = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).get_modelmeta().custom_metadata_map
+    except Exception as e:  # onnxruntime raises its own exception types for unreadable files
+        raise DataError(f"{path}: not a readable ONNX model ({type(e).__name__}: {str(e)[:200]})") from None
+    return {k: _decode(v) for k, v in raw.items()}
+
+
+def _decode(value: str) -> Any:
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError:
+        return value
+
+
+def session(path: str | os.PathLike, threads: int = 1) -> Any:
+    """An ONNX Runtime CPU session tuned for small models.
+
+    One intra-op thread is fastest for batch 1 (a thread pool costs more than it saves on a
+    few million multiply-adds); pass ``threads=0`` (all cores) for large batches. All graph
+    optimisations are on (constant folding, conv fusions, NCHWc layouts).
+    """
+    ort = _require("onnxruntime")
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def check_parity(
+    model: nn.Module, path: str | os.PathLike, images: torch.Tensor, *, atol: float = 1e-4
+) -> dict[str, Any]:
+    """Compare PyTorch and ONNX Runtime logits on ``images`` (float32, N×C×H×W, in [0, 1]).
+
+    Returns the report (examples, max absolute difference, argmax agreement); raises
+    :class:`ParityError` unless every argmax agrees and every logit is within ``atol``.
+    """
+    images = images.float().contiguous()
+    with torch.inference_mode():
+        expected = model.eval()(images).float().numpy()
+    got = session(path, threads=0).run([OUTPUT], {INPUT: images.numpy()})[0]
+    if got.shape != expected.shape:
+        raise ParityError(f"{path}: ONNX output shape {got.shape}, PyTorch gives {expected.shape}")
+    report = {
+        "examples": len(images),
+        "max_abs_diff": float(np.abs(got - expected).max()) if got.size else 0.0,
+        "argmax_agreement": float((got.argmax(1) == expected.argmax(1)).mean()) if len(got) else 1.0,
+        "atol": atol,
+    }
+    if report["argmax_agreement"] < 1.0 or report["max_abs_diff"] > atol:
+        raise ParityError(
+            f"{path}: ONNX Runtime disagrees with PyTorch on {report['examples']} images "
+            f"(max |diff| {report['max_abs_diff']:.3g} > {atol:g} or argmax agreement "
+            f"{report['argmax_agreement']:.4f} < 1); the export is not trustworthy, not keeping it"
+        )
+    return report
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return shifted / shifted.sum(axis=1, keepdims=True)
+
+
+class OnnxClassifier:
+    """An exported classifier run by ONNX Runtime, with the ``.predict``/``.labels`` of the PyTorch one.
+
+    ``preprocess`` turns user images into float32 ``(N, C, H, W)`` in [0, 1] (numpy or torch);
+    the pipeline passes its own (``mnist.preprocess_images``) so both backends see the same input.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        preprocess: Callable[..., np.ndarray | torch.Tensor] | None = None,
+        threads: int = 1,
+    ):
+        self.path = Path(path)
+        if not self.path.exists():
+            raise DataError(f"{self.path}: ONNX model not found; run export-onnx first")
+        try:
+            self.session = session(self.path, threads)
+        except UserError:
+            raise
+        except Exception as e:  # onnxruntime raises its own exception types for unreadable files
+            raise DataError(f"{self.path}: not a readable ONNX model ({type(e).__name__}: {str(e)[:200]})") from None
+        raw = self.session.get_modelmeta().custom_metadata_map
+        self.metadata = {k: _decode(v) for k, v in raw.items()}
+        self.labels = tuple(self.metadata.get("labels", ()))
+        self.preprocess = preprocess
+
+    @classmethod
+    def from_manifest(
+        cls, manifest_path: str | os.PathLike, preprocess: Callable[..., Any] | None = None, threads: int = 1
+    ) -> OnnxClassifier:
+        """The ONNX file a weights manifest lists under ``files.onnx``, refused unless its sha256 matches."""
+        from mlpipes.weights import read_manifest
+
+        manifest_path = Path(manifest_path)
+        entry = read_manifest(manifest_path)["files"].get("onnx")
+        if entry is None:
+            raise UserError(f"{manifest_path}: this version has no ONNX export; run export-onnx first")
+        path = manifest_path.parent / entry["file"]
+        if not path.exists():
+            raise DataError(f"{path}: ONNX file listed in {manifest_path.name} is missing; run export-onnx again")
+        got = sha256_file(path)
+        if got != entry.get("sha256"):
+            raise IntegrityError(
+                f"{path}: sha256 {got} does not match the manifest ({entry.get('sha256')}); "
+                "delete it and run export-onnx again"
+            )
+        return cls(path, preprocess, threads)
+
+    def logits(self, images: np.ndarray) -> np.ndarray:
+        """Float32 ``(N, C, H, W)`` in [0, 1] → ``(N, classes)`` logits."""
+        return self.session.run([OUTPUT], {INPUT: images})[0]
+
+    def predict(self, images: Any, **kwargs: Any) -> np.ndarray:
+        """Raw images (whatever ``preprocess`` accepts) → float32 ``(N, classes)`` probabilities."""
+        x = self.preprocess(images, **kwargs) if self.preprocess else images
+        if isinstance(x, torch.Tensor):
+            x = x.numpy()
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        return softmax(self.logits(x)).astype(np.float32, copy=False)
+
+    def __repr__(self) -> str:
+        return f"OnnxClassifier({str(self.path)!r}, labels={len(self.labels)})"
+
+
+def file_entry(path: str | os.PathLike, **extra: Any) -> dict[str, Any]:
+    """The manifest entry for an exported file: name, sha256, size, plus ``extra`` (e.g. parity)."""
+    path = Path(path)
+    data = path.read_bytes()
+    return {"file": path.name, "sha256": sha256_bytes(data), "bytes": len(data), **extra}
+
+
+def export_version(
+    model: nn.Module,
+    manifest_path: str | os.PathLike,
+    images: torch.Tensor,
+    *,
+    image_shape: tuple[int, int, int],
+    metadata: dict[str, Any],
+    atol: float = 1e-4,
+) -> dict[str, Any]:
+    """Export the model of a saved weights version beside its manifest and record it there.
+
+    Writes ``<name>-<version>.onnx`` next to the manifest, checks parity on ``images`` (kept only
+    if it passes), then rewrites the manifest atomically with ``files["onnx"]`` (file, sha256,
+    bytes, opset, parity), so anything that publishes a version's files publishes the ONNX too.
+    Returns that entry.
+    """
+    from mlpipes.weights import read_manifest
+
+    manifest_path = Path(manifest_path)
+    manifest = read_manifest(manifest_path)
+    path = manifest_path.parent / f"{manifest['name']}-{manifest['version']}.onnx"
+    with atomic_path(path) as tmp:
+        export_onnx(model, tmp, image_shape=image_shape, metadata=metadata)
+        parity = check_parity(model, tmp, images, atol=atol)
+        entry = file_entry(tmp, opset=OPSET, parity=parity)
+    entry["file"] = path.name
+    manifest["files"]["onnx"] = entry
+    write_json(manifest_path, manifest)  # atomic: readers see the old manifest or the new one
+    return entry

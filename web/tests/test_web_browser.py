@@ -1,0 +1,364 @@
+"""The web app in a real headless Chromium (Debian's, driven by Playwright), against mlpipes serve.
+
+Needs `make web` (ONNX Runtime Web vendored into web/vendor) and MNIST_MIRROR. Skipped only when
+no Chromium is installed (`apt-get install -y chromium`; .ci/run installs it).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import itertools
+import json
+import math
+import os
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from mlpipes.browser import chromium, chromium_path, open_app
+from mlpipes.onnx import OnnxClassifier, export_version
+from mlpipes.serve import make_server, serve_in_thread
+from mlpipes.weights import read_manifest, save_version
+from mnist import MnistConfig, mnist_classifier
+from mnist.dataset import load_split, save_datasets
+from mnist.export import contract, export_model, onnx_classifier
+from mnist.preprocess import frame_ink
+
+pytestmark = pytest.mark.skipif(chromium_path() is None, reason="no Chromium: apt-get install -y chromium")
+pytest.importorskip("playwright")
+pytest.importorskip("onnxruntime")
+
+WEB = Path(__file__).resolve().parents[1]
+ARTIFACTS = WEB.parent / "test-artifacts" / "web"
+RECIPES = [{"size": 28, "box": 20, "center": "mass"}, {"size": 32, "box": 23, "center": "box"}]
+
+
+@pytest.fixture(scope="module")
+def config(tmp_path_factory) -> MnistConfig:
+    """Real MNIST records and the bundled model exported to ONNX, in a private artifact dir."""
+    if not (WEB / "vendor" / "ort.wasm.min.mjs").exists():
+        pytest.fail("web/vendor is empty: run `make web` to vendor ONNX Runtime Web from npm")
+    if not os.environ.get("MNIST_MIRROR"):
+        pytest.skip("set MNIST_MIRROR to a folder with the MNIST .gz files (e.g. ../shared/data/mnist)")
+    config = MnistConfig(artifact_dir=str(tmp_path_factory.mktemp("mnist")))
+    save_datasets(config)
+    export_model(config, "pretrained", parity_samples=200)
+    return config
+
+
+@dataclasses.dataclass(frozen=True)
+class LetterShaped(MnistConfig):
+    """Stands in for the letter pipeline's config in the page: 26 labels, 32 px, framed by box."""
+
+    pipeline = "ascii_letter"
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return tuple("abcdefghijklmnopqrstuvwxyz")
+
+    @property
+    def drawing(self) -> dict:
+        return {"size": 32, "box": 23, "center": "box"}
+
+
+@pytest.fixture(scope="module")
+def letters(tmp_path_factory) -> OnnxClassifier:
+    """A letter-shaped model (seeded random weights, exported like any version) for the Letters mode.
+
+    It tests the page's second model, its labels and its 32 px framing; the real letter model's
+    accuracy is the letter pipeline's business.
+    """
+    config = LetterShaped(artifact_dir=str(tmp_path_factory.mktemp("letters")), image_size=32)
+    torch.manual_seed(0)
+    model = mnist_classifier(config).eval()
+    manifest = save_version(
+        config.weights_dir,
+        name=config.pipeline,
+        version="0.0.1",
+        state_dicts={"classifier": model.state_dict()},
+        config=config.to_dict(),
+        metrics={},
+        dataset_sha256=None,
+        code_version="test",
+    )
+    metadata = contract(config, read_manifest(manifest))
+    export_version(model, manifest, torch.rand(32, 1, 32, 32), image_shape=config.image_shape, metadata=metadata)
+    return OnnxClassifier.from_manifest(manifest)
+
+
+@pytest.fixture(scope="module")
+def page(config, letters):
+    server = make_server(WEB, [config.weights_dir, letters.path.parent], port=0)
+    serve_in_thread(server)
+    try:
+        with chromium() as context:
+            yield open_app(context, f"http://127.0.0.1:{server.server_address[1]}/")
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def draw(page, strokes: list[list[tuple[float, float]]]) -> None:
+    """Draw strokes (pad pixels, 280 x 280) with the mouse."""
+    box = page.locator("#pad").bounding_box()
+    for stroke in strokes:
+        page.mouse.move(box["x"] + stroke[0][0], box["y"] + stroke[0][1])
+        page.mouse.down()
+        for x, y in stroke[1:]:
+            page.mouse.move(box["x"] + x, box["y"] + y, steps=3)
+        page.mouse.up()
+
+
+def top_labels(page) -> list[str]:
+    page.wait_for_function("window.app.state.last !== null")
+    return page.locator("#top3 .label").all_text_contents()
+
+
+ONE = [[(150, 40), (140, 240)]]
+ZERO = [[(140 + 70 * math.sin(t * math.pi / 12), 140 - 95 * math.cos(t * math.pi / 12)) for t in range(25)]]
+SEVEN = [[(70, 50), (210, 50), (120, 240)]]
+
+
+def test_page_loads_with_the_exported_model(page):
+    assert page.title().startswith("mlpipes")
+    assert page.evaluate("crossOriginIsolated")  # COOP/COEP from mlpipes serve
+    assert page.locator("#modes button").all_text_contents() == ["Digits", "Letters"]
+    assert "mnist 1.0.0" in page.locator("#status").text_content()
+
+
+def test_letters_mode_uses_the_letter_model_and_its_framing(page, letters):
+    page.evaluate("app.clear()")
+    page.click("#modes button:text('Letters')")
+    assert page.locator("#modes button[aria-pressed='true']").text_content() == "Letters"
+    assert "ascii_letter 0.0.1" in page.locator("#status").text_content()
+    draw(page, [[(90, 230), (140, 50), (190, 230)], [(110, 160), (170, 160)]])
+    assert all(label in letters.labels for label in top_labels(page))
+    pad = page.evaluate("app.padPixels()")
+    pixels = np.array(pad["pixels"]).reshape(pad["height"], pad["width"])
+    framed = frame_ink(pixels, size=32, box=23, center="box")
+    expected = letters.predict(framed[None, None])[0]
+    np.testing.assert_allclose(page.evaluate("app.state.last.probabilities"), expected, atol=1e-5)
+    page.evaluate("app.clear()")
+    page.click("#modes button:text('Digits')")
+    assert page.evaluate("app.state.mode") == "mnist"
+
+
+def test_page_predictions_equal_python_onnxruntime(page, config):
+    images, labels = load_split(config, "test", 200)
+    x = images.float().div(255).numpy()  # (200, 1, 28, 28): the model input both sides get
+    expected = onnx_classifier(config).predict(x)
+    got = np.array(
+        page.evaluate(
+            "async ([flat, n]) => (await app.classify('mnist', new Float32Array(flat), n)).map(p => Array.from(p))",
+            [x.ravel().tolist(), len(x)],
+        )
+    )
+    assert got.shape == (200, 10)
+    assert (got.argmax(1) == expected.argmax(1)).all()
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+    assert (got.argmax(1) == labels.numpy()).mean() >= 0.98
+    single = page.evaluate(
+        "async (flat) => Array.from((await app.classify('mnist', new Float32Array(flat), 1))[0])", x[7].ravel().tolist()
+    )
+    np.testing.assert_allclose(single, expected[7], atol=1e-5)
+
+
+def test_real_digits_on_the_pad_take_the_same_path_as_in_python(page, config):
+    """MNIST test digits painted on the pad (x10): the page's own framing + model = Python's."""
+    images, labels = load_split(config, "test", 30)
+    model = onnx_classifier(config)
+    agree = 0
+    for image, label in zip(images[:, 0].numpy(), labels.numpy()):
+        big = np.kron(image / 255.0, np.ones((10, 10)))
+        last = page.evaluate(
+            "([flat, w, h]) => app.paint(new Float64Array(flat), w, h)", [big.ravel().tolist(), 280, 280]
+        )
+        expected = model.predict(frame_ink(big)[None, None])[0]
+        np.testing.assert_allclose(last["probabilities"], expected, atol=1e-5)
+        assert last["top"][0]["label"] == str(expected.argmax())
+        agree += last["top"][0]["label"] == str(label)
+    assert agree >= 28
+    page.evaluate("app.clear()")
+
+
+def random_drawing(rng: np.random.Generator) -> np.ndarray:
+    """A pad-like image: a few thick anti-aliased polylines at a random place and size."""
+    h, w = rng.integers(40, 300, size=2)
+    ys, xs = np.mgrid[0:h, 0:w] + 0.5
+    image = np.zeros((h, w))
+    for _ in range(rng.integers(1, 4)):
+        points = rng.uniform([0, 0], [h, w], size=(rng.integers(2, 5), 2))
+        radius = rng.uniform(1, 12)
+        for (y0, x0), (y1, x1) in itertools.pairwise(points):
+            dy, dx = y1 - y0, x1 - x0
+            t = np.clip(((ys - y0) * dy + (xs - x0) * dx) / max(dy * dy + dx * dx, 1e-9), 0, 1)
+            distance = np.hypot(ys - (y0 + t * dy), xs - (x0 + t * dx))
+            image = np.maximum(image, np.clip(radius - distance, 0, 1))
+    return np.round(image * 255) / 255
+
+
+def js_frame(page, image: np.ndarray, recipe: dict) -> np.ndarray:
+    out = page.evaluate(
+        "([flat, w, h, recipe]) => Array.from(app.frameInk(new Float64Array(flat), w, h, recipe))",
+        [image.ravel().tolist(), image.shape[1], image.shape[0], recipe],
+    )
+    return np.array(out, dtype=np.float32).reshape(recipe["size"], recipe["size"])
+
+
+@pytest.mark.parametrize("recipe", RECIPES, ids=["mnist", "letters"])
+def test_js_preprocessing_matches_python(page, recipe):
+    rng = np.random.default_rng(len(recipe["center"]))
+    for _ in range(12):
+        image = random_drawing(rng)
+        expected = frame_ink(image, **recipe)
+        assert expected.any()
+        np.testing.assert_allclose(js_frame(page, image, recipe), expected, atol=1e-6)
+    blank = np.zeros((30, 40))
+    assert not js_frame(page, blank, recipe).any()
+
+
+def test_mouse_strokes_give_a_prediction_and_python_agrees(page, config):
+    page.evaluate("app.clear()")
+    draw(page, ONE)
+    assert top_labels(page)[0] == "1"
+    assert len(top_labels(page)) == 3
+    pad = page.evaluate("app.padPixels()")
+    pixels = np.array(pad["pixels"]).reshape(pad["height"], pad["width"])
+    for recipe in RECIPES:  # the same strokes through both preprocessings
+        np.testing.assert_allclose(js_frame(page, pixels, recipe), frame_ink(pixels, **recipe), atol=1e-6)
+    page_p = np.array(page.evaluate("app.state.last.probabilities"))
+    python_p = onnx_classifier(config).predict(frame_ink(pixels)[None, None])[0]
+    np.testing.assert_allclose(page_p, python_p, atol=1e-5)
+
+    page.evaluate("app.clear()")
+    draw(page, ZERO)
+    assert top_labels(page)[0] == "0"
+    draw(page, [[(250, 250), (252, 252)]])  # a stray dot...
+    page.click("#undo")  # ...undone
+    page.wait_for_function("window.app.state.strokes.length === 1")
+    assert top_labels(page)[0] == "0"
+    page.click("#clear")
+    page.wait_for_function("window.app.state.last === null")
+    assert page.locator("#top3 li").count() == 0
+
+    draw(page, SEVEN)
+    assert top_labels(page)[0] == "7"
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=ARTIFACTS / "web-app.png")
+    assert (ARTIFACTS / "web-app.png").stat().st_size > 1000
+
+
+def test_touch_strokes_draw_and_predict(page):
+    """Real touch input (Chromium's own touch events, turned into pointer events by the browser)."""
+    page.evaluate("app.clear()")
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("Emulation.setTouchEmulationEnabled", {"enabled": True, "maxTouchPoints": 1})
+    box = page.locator("#pad").bounding_box()
+    try:
+        points = [{"x": box["x"] + 150, "y": box["y"] + 40 + 10 * i} for i in range(21)]
+        cdp.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": points[:1]})
+        for point in points[1:]:
+            cdp.send("Input.dispatchTouchEvent", {"type": "touchMove", "touchPoints": [point]})
+        cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+        assert top_labels(page)[0] == "1"
+        assert page.evaluate("app.state.strokes.length") == 1
+    finally:
+        cdp.send("Emulation.setTouchEmulationEnabled", {"enabled": False})
+        cdp.detach()
+        page.evaluate("app.clear()")
+
+
+def collect(page, samples: dict[str, int], drawn: int = 3) -> bytes:
+    """Label and add drawings in collect mode, then download the tarball with the page's button.
+
+    The first ``drawn`` samples are drawn with the mouse and added with the button; the rest are
+    put on the pad as strokes and added in one page-side loop (the same ``addSample``), for speed.
+    """
+    page.evaluate("app.clear()")
+    page.check("#collect")
+    rng = np.random.default_rng(0)
+    todo = [letter for letter, count in samples.items() for _ in range(count)]
+    for letter in todo[:drawn]:
+        page.select_option("#collect-label", letter)
+        draw(page, [rng.uniform(40, 240, size=(3, 2)).round().tolist()])
+        page.click("#collect-add")
+    bulk = [[letter, rng.uniform(40, 240, size=(3, 2)).round().tolist()] for letter in todo[drawn:]]
+    page.evaluate(
+        """async (bulk) => {
+            const select = document.getElementById("collect-label");
+            for (const [letter, points] of bulk) {
+                select.value = letter;
+                app.setStrokes([points.map(([x, y]) => ({x, y}))]);
+                app.addSample();
+            }
+            await Promise.all(app.state.samples.map((sample) => sample.png));  // as after a person's pace
+        }""",
+        bulk,
+    )
+    assert page.locator("#collect-count").text_content() == f"{len(todo)} samples"
+    with page.expect_download() as download:
+        page.click("#collect-download")
+    assert download.value.suggested_filename == "images.tar.gz"
+    page.evaluate("app.state.samples = []")
+    page.uncheck("#collect")
+    return Path(download.value.path()).read_bytes()
+
+
+def test_collect_mode_downloads_the_letter_raw_layout(page):
+    data = collect(page, {"a": 2, "q": 1})
+    from PIL import Image
+
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as archive:
+        files = sorted(m.name for m in archive.getmembers() if m.isfile())
+        assert files == ["images/a/00.png", "images/a/01.png", "images/q/00.png"]
+        assert all(m.isdir() or m.isfile() for m in archive.getmembers())
+        image = np.asarray(Image.open(archive.extractfile("images/q/00.png")).convert("L"))
+    assert image.shape == (32, 32) and image.max() > 128 and image[0].max() == 0  # white on black, framed
+
+
+def test_collect_tarball_is_accepted_by_the_letter_pipeline(page, tmp_path):
+    pytest.importorskip("ascii_letter")
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    tarball = tmp_path / "images.tar.gz"
+    tarball.write_bytes(collect(page, dict.fromkeys(letters, 100)))  # the generator's size: 100 per letter
+    result = subprocess.run(
+        [sys.executable, "-m", "ascii_letter", "save-datasets", "--tarball", str(tarball)],
+        env={**os.environ, "MLPIPES_HOME": str(tmp_path / "home")},
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    from mlpipes.records import Records
+
+    records = Records.open(tmp_path / "home" / "ascii_letter" / "datasets" / "ascii_letter")
+    assert sum(records.rows(split) for split in records.index["splits"]) == 26 * 100
+
+
+def test_in_page_benchmark_reports_latency_and_load_time(page):
+    result = page.evaluate("app.benchmark('mnist', {runs: 1000})")
+    assert result["runs"] == 1000 and result["pipeline"] == "mnist"
+    assert 0 < result["median_ms"] <= result["p90_ms"] and result["load_ms"] > result["session_ms"] > 0
+    assert result["cross_origin_isolated"] and result["threads"] == 1
+    print(f"\nin-page benchmark: {result}")
+
+
+def test_page_benchmark_from_python(config):
+    """What the benchmark suite calls: serve, open Chromium, benchmark every served model.
+
+    In a subprocess: Playwright's sync API cannot nest inside this module's open browser.
+    """
+    code = (
+        "import json, sys; from mlpipes.browser import page_benchmark; "
+        "print(json.dumps(page_benchmark(sys.argv[1], [sys.argv[2]], runs=50)))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(WEB), str(config.weights_dir)], capture_output=True, text=True, check=True
+    ).stdout
+    (result,) = json.loads(out)
+    assert result["pipeline"] == "mnist" and result["runs"] == 50 and result["median_ms"] > 0
