@@ -22,13 +22,11 @@ def preprocess_images(
     Accepts numpy or torch; uint8 0–255 or float 0–1; shapes (H, W), (N, H, W), (N, H, W, 1)
     channels-last as in Keras, or (N, 1, H, W). ``invert=None`` flips dark-on-white images
     (judged by their border) to MNIST's white-on-black; True/False forces it for all.
+    The work is done in numpy: for one small image that is several times faster than torch ops,
+    which matters when the model itself (on ONNX Runtime) takes tens of microseconds.
     """
-    if not isinstance(images, torch.Tensor):
-        images = np.ascontiguousarray(images)
-        if not images.flags.writeable:  # torch refuses to share read-only memory
-            images = images.copy()
-    x = torch.as_tensor(images)
-    shape = tuple(x.shape)
+    x = images.detach().cpu().numpy() if isinstance(images, torch.Tensor) else np.asarray(images)
+    shape = x.shape
     if x.ndim == 2:
         x = x[None, None]
     elif x.ndim == 3:
@@ -36,32 +34,33 @@ def preprocess_images(
     elif x.ndim == 4 and x.shape[1] == 1:
         pass
     elif x.ndim == 4 and x.shape[-1] == 1:
-        x = x.permute(0, 3, 1, 2)
+        x = x.transpose(0, 3, 1, 2)
     else:
         raise DataError(f"images of shape {shape}: expected (H,W), (N,H,W), (N,H,W,1) or (N,1,H,W) with one channel")
     if x.shape[-1] < min_size or x.shape[-2] < min_size:
         raise DataError(f"images of shape {shape}: height and width must be at least {min_size} pixels")
-    if x.dtype == torch.uint8:
-        x = x.float().div_(255)
-    elif x.dtype.is_floating_point:
-        x = x.float()
-        if torch.isnan(x).any():
+    if x.dtype == np.uint8:
+        x = x.astype(np.float32) / np.float32(255)
+    elif np.issubdtype(x.dtype, np.floating):
+        x = x.astype(np.float32)
+        if np.isnan(x).any():
             raise DataError(f"images of shape {shape}: contain NaN")
-        if x.numel() and (x.min() < 0 or x.max() > 1):
+        low, high = (x.min(), x.max()) if x.size else (0, 0)
+        if low < 0 or high > 1:
             raise DataError(
-                f"float images must lie in [0, 1], got [{x.min().item():.3g}, {x.max().item():.3g}]; "
+                f"float images must lie in [0, 1], got [{low:.3g}, {high:.3g}]; "
                 "divide 0-255 values by 255 or pass uint8"
             )
     else:
         raise DataError(f"images of dtype {x.dtype}: expected uint8 (0-255) or float (0-1)")
     if invert is None:
-        border = torch.cat([x[..., 0, :], x[..., -1, :], x[..., :, 0], x[..., :, -1]], dim=-1).mean(dim=(1, 2))
-        flip = border > 0.5
+        border = (x[..., 0, :].sum((1, 2)) + x[..., -1, :].sum((1, 2)) + x[..., 0].sum((1, 2)) + x[..., -1].sum((1, 2)))
+        flip = border / (2 * (x.shape[-1] + x.shape[-2])) > 0.5
         if flip.any():
-            x = torch.where(flip[:, None, None, None], 1 - x, x)
+            x = np.where(flip[:, None, None, None], 1 - x, x)
     elif invert:
         x = 1 - x
-    return x.contiguous()
+    return torch.from_numpy(np.ascontiguousarray(x))
 
 
 def preprocess_labels(labels: np.ndarray | torch.Tensor | list[int], num_classes: int) -> torch.Tensor:
