@@ -44,5 +44,9 @@ pretrained: venv
 	$(BIN)/mnist train-model --config mnist-pipeline/src/mnist/configs/pretrained.yml --artifact-dir build/pretrained
 	cp build/pretrained/weights/mnist-* mnist-pipeline/src/mnist/pretrained/
 
+## bench: the benchmark suite (not part of test): BENCH_QUICK=1 for fewer repeats, ROW="name ..." for some rows
+bench: venv
+	$(BIN)/python -m benchmarks $(ROW) $(if $(filter-out 0,$(BENCH_QUICK)),--quick)
+
 clean:
 	rm -rf build .pytest_cache .ruff_cache
