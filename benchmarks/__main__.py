@@ -13,6 +13,7 @@ os.environ.setdefault("TQDM_DISABLE", "1")  # before anything imports tqdm: prog
 
 import argparse
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -67,12 +68,22 @@ def run_profiled(row: Row, bench: Bench) -> RowResult:
     return result
 
 
-def run_suite(rows: list[Row], quick: bool, profile: bool) -> dict[str, Any]:
-    machine = describe_machine(REPO)
+def run_suite(rows: list[Row], quick: bool, profile: bool, output: Path) -> dict[str, Any]:
+    """Run ``rows`` in order; the JSON at ``output`` is rewritten after each, so a cut-short run leaves results."""
     started = time.perf_counter()
+    report: dict[str, Any] = {
+        "suite": "mlpipes benchmarks",
+        "mode": "quick" if quick else "full",
+        "profiled": profile,
+        "complete": False,  # true once every selected row has run
+        "rows_selected": [r.name for r in rows],
+        "seconds": 0.0,
+        "machine": describe_machine(REPO),
+        "summary": {},
+        "rows": [],
+    }
     workdir = Path(tempfile.mkdtemp(prefix="mlpipes-bench-"))
     os.environ["MLPIPES_HOME"] = str(workdir / "home")  # nothing a row forgets to redirect lands in ~/.mlpipes
-    results = []
     try:
         bench = Bench(workdir, quick=quick)
         for row in rows:
@@ -80,20 +91,15 @@ def run_suite(rows: list[Row], quick: bool, profile: bool) -> dict[str, Any]:
             result = run_profiled(row, bench) if profile else run_row(row, bench)
             note = f" ({result.reason})" if result.reason else ""
             print(f"   {result.status}{note} in {result.seconds:.1f}s", flush=True)
-            results.append(result.to_json())
+            report["rows"].append(result.to_json())
+            report["summary"] = summary(report["rows"])
+            report["seconds"] = round(time.perf_counter() - started, 1)
+            report["machine"]["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
+            report["complete"] = len(report["rows"]) == len(rows)
+            write_json(output, report)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    machine["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
-    return {
-        "suite": "mlpipes benchmarks",
-        "mode": "quick" if quick else "full",
-        "profiled": profile,
-        "rows_selected": [r.name for r in rows],
-        "seconds": round(time.perf_counter() - started, 1),
-        "machine": machine,
-        "summary": summary(results),
-        "rows": results,
-    }
+    return report
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -108,10 +114,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{row.name:<22} {row.title}  [target: {row.target}]")
         return 0
     rows = select(args.rows)
-    report = run_suite(rows, args.quick, args.profile)
     complete = len(rows) == len(ROWS) and not args.quick and not args.profile
     output = args.output or RESULTS / ("latest.json" if complete else "partial.json")
-    write_json(output, report)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so a killed run still removes its scratch folder
+    report = run_suite(rows, args.quick, args.profile, output)
     m = report["machine"]
     print(
         f"\n{m['cpu_model']}, {m['cpu_cores_usable']} cores, torch {m['versions']['torch']}, "
