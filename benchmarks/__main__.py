@@ -42,6 +42,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--profile", action="store_true", help="run the rows under torch.profiler; tables go to results/profile-ROW.txt"
     )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=int(os.environ.get("BENCH_THREADS") or 0),
+        help="torch threads in this process and its commands (default: torch's, all cores; or $BENCH_THREADS). "
+        "On a machine shared with other work, 1 thread gives steadier, pessimistic numbers",
+    )
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed, not only on errors")
     parser.add_argument("--markdown", type=Path, metavar="JSON", help="print a results file as a Markdown table")
     return parser.parse_args(argv)
@@ -114,6 +121,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{row.name:<22} {row.title}  [target: {row.target}]")
         return 0
     rows = select(args.rows)
+    if args.threads:
+        import torch
+
+        os.environ["OMP_NUM_THREADS"] = str(args.threads)  # the CLI runs' torch picks this up
+        torch.set_num_threads(args.threads)
     complete = len(rows) == len(ROWS) and not args.quick and not args.profile
     output = args.output or RESULTS / ("latest.json" if complete else "partial.json")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so a killed run still removes its scratch folder

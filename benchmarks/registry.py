@@ -9,6 +9,7 @@ never as met. Any other exception is reported as an error, so one broken row doe
 from __future__ import annotations
 
 import math
+import resource
 import time
 import traceback
 from collections.abc import Callable
@@ -78,6 +79,7 @@ class RowResult:
     details: dict[str, Any] = field(default_factory=dict)
     reason: str = ""
     seconds: float = 0.0
+    cpu_seconds: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -87,6 +89,10 @@ class RowResult:
             "status": self.status,
             "reason": self.reason,
             "seconds": round(self.seconds, 2),
+            # CPU time of this process and its children over wall time: about the cores the row got.
+            # Near 2 for multi-threaded work on a quiet 2-core machine; far less when others compete.
+            "cpu_seconds": round(self.cpu_seconds, 2),
+            "cores_used": round(self.cpu_seconds / self.seconds, 2) if self.seconds else None,
             "metrics": [m.to_json() for m in self.metrics],
             "details": self.details,
         }
@@ -117,18 +123,23 @@ def row_status(metrics: list[Metric]) -> str:
     return REPORT
 
 
+def cpu_seconds() -> float:
+    """User plus system CPU time of this process and its finished children."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 def run_row(row: Row, bench: Any) -> RowResult:
     """Run one row, turning NotAvailable and errors into results instead of exceptions."""
     bench.details = {}
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), cpu_seconds()
     try:
         metrics = row.fn(bench)
+        status, reason = (row_status(metrics), "") if metrics else (ERROR, "row measured nothing")
     except NotAvailable as e:
-        return RowResult(row, NOT_AVAILABLE, reason=str(e), seconds=time.perf_counter() - start)
+        metrics, status, reason = [], NOT_AVAILABLE, str(e)
     except Exception as e:  # a broken row must not stop the suite; the traceback goes into the results
-        reason = f"{type(e).__name__}: {e}"
-        details = {"traceback": traceback.format_exc(limit=6)}
-        return RowResult(row, ERROR, reason=reason, details=details, seconds=time.perf_counter() - start)
-    if not metrics:
-        return RowResult(row, ERROR, reason="row measured nothing", seconds=time.perf_counter() - start)
-    return RowResult(row, row_status(metrics), metrics, dict(bench.details), seconds=time.perf_counter() - start)
+        metrics, status, reason = [], ERROR, f"{type(e).__name__}: {e}"
+        bench.details = {"traceback": traceback.format_exc(limit=6)}
+    seconds, cpu = time.perf_counter() - start, cpu_seconds() - cpu_start
+    return RowResult(row, status, metrics, dict(bench.details), reason, seconds, cpu)

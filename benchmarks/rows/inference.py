@@ -18,6 +18,10 @@ def test_images(bench: Bench, count: int) -> np.ndarray:
     return images[:, 0].numpy()
 
 
+def us(seconds: list[float]) -> list[float]:
+    return [s * 1e6 for s in seconds]
+
+
 def batch1_latency(bench: Bench, predict, image: np.ndarray) -> list[float]:
     """Seconds per batch-1 call (each sample: a block of 200 calls)."""
     return time_per_call(lambda: predict(image), calls=200, blocks=bench.repeats(full=15, quick=5))
@@ -38,10 +42,17 @@ def predict_eager(bench: Bench) -> list[Metric]:
     x = torch.from_numpy(images[:1]).float().div_(255)[:, None]
     with torch.inference_mode():
         forward = batch1_latency(bench, model, x)
-    bench.details["torch_threads"] = torch.get_num_threads()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # a thread pool costs more than it saves on one small image, and suffers most from load
+    try:
+        one_thread = batch1_latency(bench, model.predict, images[0])
+    finally:
+        torch.set_num_threads(threads)
+    bench.details["torch_threads"] = threads
     return [
-        Metric("batch 1 latency, predict()", median(latency) * 1e6, "us", None, [s * 1e6 for s in latency]),
-        Metric("batch 1 latency, forward only", median(forward) * 1e6, "us", None, [s * 1e6 for s in forward]),
+        Metric("batch 1 latency, predict()", median(us(latency)), "us", None, us(latency)),
+        Metric("batch 1 latency, predict(), 1 thread", median(us(one_thread)), "us", None, us(one_thread)),
+        Metric("batch 1 latency, forward only", median(us(forward)), "us", None, us(forward)),
         Metric("batch 256 throughput, predict()", median(throughput), "img/s", None, throughput),
     ]
 
@@ -67,8 +78,8 @@ def predict_onnxruntime(bench: Bench) -> list[Metric]:
     eager_latency = batch1_latency(bench, mnist_classifier(pretrained=True).predict, images[0])
     bench.details["onnxruntime"] = onnxruntime.__version__
     return [
-        Metric("batch 1 latency, predict()", median(latency) * 1e6, "us", Target("<=", 50), [s * 1e6 for s in latency]),
-        Metric("batch 1 latency, session.run only", median(session) * 1e6, "us", None, [s * 1e6 for s in session]),
+        Metric("batch 1 latency, predict()", median(us(latency)), "us", Target("<=", 50), us(latency)),
+        Metric("batch 1 latency, session.run only", median(us(session)), "us", None, us(session)),
         Metric("batch 256 throughput, predict()", median(throughput), "img/s", Target(">=", 50_000), throughput),
         Metric("batch 1 speed-up over eager predict()", median(eager_latency) / median(latency), "x"),
     ]
