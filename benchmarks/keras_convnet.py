@@ -63,7 +63,6 @@ def time_to_accuracy(
     pass. Returns the seconds to target (inf if never reached) and the per-epoch history.
     """
     torch.manual_seed(seed)
-    device = torch.device("cpu")
     split = len(images) - len(images) // 10
     train_x, train_y, val_x, val_y = images[:split], labels[:split], images[split:], labels[split:]
     model = KerasConvnet().to(memory_format=torch.channels_last)
@@ -74,7 +73,7 @@ def time_to_accuracy(
         start = time.perf_counter()
         model.train()
         for batch in batches(len(train_x), batch_size, seed * 1000 + epoch, drop_last=False):
-            x, y = our_gather(train_x, train_y, batch, device)
+            x, y = our_gather(train_x, train_y, batch)
             loss = nn.functional.cross_entropy(model(x), y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

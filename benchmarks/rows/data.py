@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import shutil
 
-import torch
-
 from benchmarks.bench import Bench
 from benchmarks.fastpath import batches, our_gather, plain_gather
 from benchmarks.registry import Metric, Target, row
@@ -52,12 +50,11 @@ def data_throughput(bench: Bench) -> list[Metric]:
     config = bench.config("throughput")
     images, labels = dataset.load_split(config, "train")
     floats = images.float().div_(255)  # the baseline keeps every image as ready float32 (4x the memory)
-    device = torch.device("cpu")
 
     def ours(epoch: int) -> int:
         seen = 0
         for batch in batches(len(images), config.batch_size, epoch):
-            x, _ = our_gather(images, labels, batch, device)
+            x, _ = our_gather(images, labels, batch)
             seen += len(x)
         return seen
 
