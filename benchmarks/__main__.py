@@ -92,7 +92,7 @@ def run_suite(rows: list[Row], quick: bool, profile: bool, output: Path) -> dict
     workdir = Path(tempfile.mkdtemp(prefix="mlpipes-bench-"))
     os.environ["MLPIPES_HOME"] = str(workdir / "home")  # nothing a row forgets to redirect lands in ~/.mlpipes
     try:
-        bench = Bench(workdir, quick=quick)
+        bench = Bench(workdir, quick=quick, profiling=profile)
         for row in rows:
             print(f"== {row.name}: {row.title} (target: {row.target})", flush=True)
             result = run_profiled(row, bench) if profile else run_row(row, bench)

@@ -37,9 +37,10 @@ class TrainingRun:
 class Bench:
     """Passed to every row: settings of this suite run plus the shared, lazily built fixtures."""
 
-    def __init__(self, workdir: Path, quick: bool = False):
+    def __init__(self, workdir: Path, quick: bool = False, profiling: bool = False):
         self.workdir = workdir
         self.quick = quick
+        self.profiling = profiling  # the profiler sees only this process: train here at least once
         self.details: dict[str, Any] = {}  # a row's extra facts for the JSON; reset before each row
         self._names: set[str] = set()
         self._training: list[TrainingRun] | None = None
@@ -108,7 +109,7 @@ class Bench:
             from mnist.train import train_model
 
             runs = []
-            for _ in range(self.repeats(full=2, quick=0)):
+            for _ in range(self.repeats(full=2, quick=1 if self.profiling else 0)):
                 config = self.config("train")
                 wall, manifest = time_once(lambda config=config: train_model(config))
                 runs.append(self._training_run("in-process", wall, manifest))
