@@ -89,7 +89,9 @@ def run_suite(rows: list[Row], quick: bool, profile: bool, output: Path) -> dict
         "summary": {},
         "rows": [],
     }
+    report["machine"]["load_average_end"] = report["machine"]["load_average_start"]
     workdir = Path(tempfile.mkdtemp(prefix="mlpipes-bench-"))
+    home = os.environ.get("MLPIPES_HOME")
     os.environ["MLPIPES_HOME"] = str(workdir / "home")  # nothing a row forgets to redirect lands in ~/.mlpipes
     try:
         bench = Bench(workdir, quick=quick, profiling=profile)
@@ -106,6 +108,10 @@ def run_suite(rows: list[Row], quick: bool, profile: bool, output: Path) -> dict
             write_json(output, report)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+        if home is None:
+            os.environ.pop("MLPIPES_HOME", None)
+        else:
+            os.environ["MLPIPES_HOME"] = home
     return report
 
 
@@ -128,7 +134,6 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     complete = len(rows) == len(ROWS) and not args.quick and not args.profile
     output = args.output or RESULTS / ("latest.json" if complete else "partial.json")
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so a killed run still removes its scratch folder
     report = run_suite(rows, args.quick, args.profile, output)
     m = report["machine"]
     print(
@@ -143,4 +148,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so a killed run still removes its scratch folder
     sys.exit(main())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import json
 import math
+import os
 
 import pytest
 import torch
@@ -113,8 +114,10 @@ def test_suite_writes_results_with_machine_description_and_statuses(tmp_path, mo
     }
     monkeypatch.setattr(registry, "ROWS", rows)
     monkeypatch.setattr(cli, "ROWS", rows)
+    monkeypatch.setenv("MLPIPES_HOME", str(tmp_path / "home"))
     out = tmp_path / "results.json"
     assert cli.main(["--quick", "--output", str(out)]) == 0
+    assert os.environ["MLPIPES_HOME"] == str(tmp_path / "home")  # the suite's scratch home does not leak out
     report = json.loads(out.read_text())
     assert report["mode"] == "quick"
     assert {"cpu_model", "cpu_cores", "date", "load_average_start", "load_average_end"} <= report["machine"].keys()
