@@ -8,6 +8,7 @@ see the same measurement.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -19,7 +20,7 @@ from typing import Any
 from benchmarks.registry import NotAvailable
 from benchmarks.timing import time_once
 from mlpipes.errors import UserError
-from mlpipes.weights import read_manifest
+from mlpipes.weights import manifest_filename, read_manifest
 from mnist.config import MIRROR_ENV, MnistConfig
 
 
@@ -122,8 +123,6 @@ class Bench:
 
     @staticmethod
     def _manifest_path(config: MnistConfig) -> Path:
-        from mlpipes.weights import manifest_filename
-
         return config.weights_dir / manifest_filename(config.pipeline, config.model_version)
 
     @staticmethod
@@ -135,6 +134,4 @@ class Bench:
 
 
 def read_json(path: Path) -> Any:
-    import json
-
     return json.loads(path.read_text())
