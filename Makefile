@@ -52,6 +52,10 @@ pretrained-letters: venv
 	$(BIN)/ascii-letter train-model --config ascii-letter-pipeline/src/ascii_letter/configs/pretrained.yml --artifact-dir build/pretrained-letters
 	cp build/pretrained-letters/weights/ascii_letter-* ascii-letter-pipeline/src/ascii_letter/pretrained/
 
+## bench: the benchmark suite (not part of test): BENCH_QUICK=1 for fewer repeats, ROW="name ..." for some rows
+bench: venv
+	$(BIN)/python -m benchmarks $(ROW) $(if $(filter-out 0,$(BENCH_QUICK)),--quick)
+
 clean:
 	rm -rf build .pytest_cache .ruff_cache
 
