@@ -170,7 +170,8 @@ def check_parity(
 
 def softmax(logits: np.ndarray) -> np.ndarray:
     shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
-    return shifted / shifted.sum(axis=1, keepdims=True)
+    shifted /= shifted.sum(axis=1, keepdims=True)
+    return shifted
 
 
 class OnnxClassifier:
