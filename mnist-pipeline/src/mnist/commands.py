@@ -19,7 +19,7 @@ from mnist.config import MnistConfig
 from mnist.evaluate import evaluate_model
 from mnist.export import export_model, onnx_classifier
 from mnist.model import Classifier, mnist_classifier
-from mnist.weights import bundled_manifest
+from mnist.weights import bundled_manifest, select_manifest
 
 WeightsOption = Annotated[
     str,
@@ -45,19 +45,8 @@ def train_model(
 
 
 def load_classifier(config: MnistConfig, weights: str = "") -> Classifier:
-    """The classifier from ``weights`` (see ``WeightsOption``)."""
-    trained = config.weights_dir / manifest_filename(config.pipeline, config.model_version)
-    if weights == "trained" or (not weights and trained.exists()):
-        if not trained.exists():
-            raise UserError(f"{trained}: no trained weights; run train-model first or use --weights pretrained")
-        return mnist_classifier(config, pretrained=str(trained))
-    if weights in ("", "pretrained"):
-        return mnist_classifier(config, pretrained=True)
-    if weights == "registry":
-        return mnist_classifier(
-            config, pretrained=str(registry.pull(config.registry_url, config.pipeline, config.model_version))
-        )
-    return mnist_classifier(config, pretrained=weights)
+    """The classifier from ``weights`` (see ``WeightsOption``), sha256-verified."""
+    return mnist_classifier(config, pretrained=str(select_manifest(config, weights)))
 
 
 def evaluate(config: MnistConfig, weights: WeightsOption = "") -> None:

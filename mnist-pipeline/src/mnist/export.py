@@ -12,27 +12,12 @@ from pathlib import Path
 from typing import Any
 
 from mlpipes.onnx import OnnxClassifier, export_version
-from mlpipes.weights import manifest_filename, read_manifest
+from mlpipes.weights import read_manifest
 from mnist.config import MnistConfig
 from mnist.dataset import load_split
 from mnist.model import mnist_classifier
 from mnist.preprocess import preprocess_images
-from mnist.weights import resolve_manifest
-
-
-def version_manifest(config: MnistConfig, weights: str = "") -> Path:
-    """The manifest ``weights`` names: 'trained' (this artifact dir), 'pretrained' (bundled) or a path.
-
-    Default: trained if present, else pretrained.
-    """
-    trained = config.weights_dir / manifest_filename(config.pipeline, config.model_version)
-    if weights == "trained" or (not weights and trained.exists()):
-        if not trained.exists():
-            from mlpipes.errors import UserError
-
-            raise UserError(f"{trained}: no trained weights; run train-model first or use --weights pretrained")
-        return trained
-    return resolve_manifest(config, True if weights in ("", "pretrained") else weights)
+from mnist.weights import select_manifest
 
 
 def into_artifacts(config: MnistConfig, manifest_path: Path) -> Path:
@@ -77,7 +62,7 @@ def contract(config: MnistConfig, manifest: dict[str, Any]) -> dict[str, Any]:
 def export_model(config: MnistConfig, weights: str = "", parity_samples: int = 1000) -> tuple[Path, dict[str, Any]]:
     """Export a version to ``<artifacts>/weights/<pipeline>-<version>.onnx``; return it and its manifest entry."""
     images, _ = load_split(config, "test", parity_samples)  # first: no records, nothing copied
-    manifest_path = into_artifacts(config, version_manifest(config, weights))
+    manifest_path = into_artifacts(config, select_manifest(config, weights))
     model = mnist_classifier(config, pretrained=str(manifest_path))  # verifies the weights' sha256
     entry = export_version(
         model,
@@ -92,6 +77,4 @@ def export_model(config: MnistConfig, weights: str = "", parity_samples: int = 1
 def onnx_classifier(config: MnistConfig | None = None, weights: str = "", threads: int = 1) -> OnnxClassifier:
     """The exported classifier on ONNX Runtime: same ``.predict`` and ``.labels`` as the PyTorch one."""
     config = config or MnistConfig()
-    return OnnxClassifier.from_manifest(
-        version_manifest(config, weights), preprocess=preprocess_images, threads=threads
-    )
+    return OnnxClassifier.from_manifest(select_manifest(config, weights), preprocess=preprocess_images, threads=threads)

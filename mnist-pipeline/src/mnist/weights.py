@@ -66,6 +66,20 @@ def resolve_manifest(config: MnistConfig, source: bool | str, version: str | Non
     return locate_manifest(config, source, version)[0]
 
 
+def select_manifest(config: MnistConfig, weights: str = "") -> Path:
+    """The manifest a ``--weights`` option names: 'trained' (this artifact dir), 'pretrained'
+    (bundled), 'registry' (the configured one), a registry URL or a manifest path.
+    Default: trained if present, else pretrained."""
+    trained = config.weights_dir / manifest_filename(config.pipeline, config.model_version)
+    if weights == "trained" or (not weights and trained.exists()):
+        if not trained.exists():
+            raise UserError(f"{trained}: no trained weights; run train-model first or use --weights pretrained")
+        return trained
+    if weights == "registry":
+        return registry.pull(config.registry_url, config.pipeline, config.model_version)
+    return resolve_manifest(config, True if weights in ("", "pretrained") else weights)
+
+
 def load_pretrained(
     config: MnistConfig, source: bool | str, role: str, version: str | None = None
 ) -> dict[str, torch.Tensor]:
