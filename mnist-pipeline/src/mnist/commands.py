@@ -12,14 +12,13 @@ from typing import Annotated, Literal
 import numpy as np
 
 from mlpipes import registry
-from mlpipes.errors import DataError, UserError
-from mlpipes.weights import manifest_filename
+from mlpipes.errors import DataError
 from mnist import dataset, train
 from mnist.config import MnistConfig
 from mnist.evaluate import evaluate_model
 from mnist.export import export_model, onnx_classifier
 from mnist.model import Classifier, mnist_classifier
-from mnist.weights import bundled_manifest, select_manifest
+from mnist.weights import select_manifest
 
 WeightsOption = Annotated[
     str,
@@ -121,17 +120,7 @@ def deploy(
     The registry is --registry, else $MLPIPES_REGISTRY, else a local folder. Publishing the same
     content again does nothing; different content under a published version is refused.
     """
-    if weights == "trained":
-        manifest = config.weights_dir / manifest_filename(config.pipeline, config.model_version)
-        if not manifest.exists():
-            raise UserError(
-                f"{manifest}: no trained weights for {config.pipeline} {config.model_version}; run train-model first "
-                "or deploy the bundled ones with --weights pretrained"
-            )
-    elif weights == "pretrained":
-        manifest = bundled_manifest(config)
-    else:
-        manifest = Path(weights).expanduser()
+    manifest = select_manifest(config, weights)
     print(registry.Registry(config.registry_url).publish(manifest, force=force))
 
 
