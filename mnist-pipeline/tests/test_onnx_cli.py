@@ -15,9 +15,9 @@ from mlpipes.weights import read_manifest
 from mnist import MnistConfig, mnist_classifier
 from mnist.commands import COMMANDS
 from mnist.dataset import load_split, save_datasets
-from mnist.export import onnx_classifier
+from mlpipes.commands import onnx_classifier
+from mlpipes.resolve import bundled as bundled_manifest
 from mnist.preprocess import area_weights, frame_ink
-from mnist.weights import bundled_manifest
 
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
