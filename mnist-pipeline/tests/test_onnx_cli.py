@@ -10,13 +10,13 @@ import pytest
 
 from mlpipes.artifacts import sha256_file
 from mlpipes.cli import run_cli
+from mlpipes.commands import onnx_classifier
 from mlpipes.errors import DataError
+from mlpipes.resolve import bundled as bundled_manifest
 from mlpipes.weights import read_manifest
 from mnist import MnistConfig, mnist_classifier
 from mnist.commands import COMMANDS
 from mnist.dataset import load_split, save_datasets
-from mlpipes.commands import onnx_classifier
-from mlpipes.resolve import bundled as bundled_manifest
 from mnist.preprocess import area_weights, frame_ink
 
 pytest.importorskip("onnxruntime")

@@ -10,8 +10,8 @@ import torch
 
 from mlpipes.artifacts import sha256_file
 from mlpipes.errors import IntegrityError
-from mnist import MnistConfig, mnist_classifier
 from mlpipes.resolve import bundled
+from mnist import MnistConfig, mnist_classifier
 from mnist.dataset import load_split
 
 MANIFEST = bundled(MnistConfig())

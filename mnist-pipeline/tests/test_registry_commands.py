@@ -10,10 +10,10 @@ import torch
 
 from mlpipes.cli import run_cli
 from mlpipes.errors import UserError
+from mlpipes.resolve import bundled
 from mlpipes.weights import load_state_dict, read_manifest, save_version
 from mnist import MnistConfig, mnist_classifier
 from mnist.commands import COMMANDS
-from mlpipes.resolve import bundled
 from mnist.dataset import load_split
 from mnist.model import mnist_parent_features
 

@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import torch
 
 
@@ -23,7 +25,7 @@ def expected_calibration_error(probabilities: torch.Tensor, labels: torch.Tensor
     correct = (predicted == labels).double()
     edges = torch.linspace(0, 1, bins + 1, dtype=torch.float64)
     error = 0.0
-    for lo, hi in zip(edges[:-1], edges[1:]):
+    for lo, hi in itertools.pairwise(edges.tolist()):
         inside = (confidence > lo) & (confidence <= hi)
         if inside.any():
             gap = correct[inside].mean().item() - confidence[inside].mean().item()
