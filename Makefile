@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/pip install --disable-pip-version-check -q -c constraints.txt
-PACKAGES := -e ./mlpipes -e ./mnist-pipeline -e ./ascii-letter-pipeline
+PACKAGES := -e ./mlpipes -e ./mnist-pipeline -e ./ascii-letter-pipeline -e ./breast-cancer-pipeline
 
 # Offline machines: MNIST comes from a local mirror folder when one is beside the repo.
 ifeq ($(origin MNIST_MIRROR), undefined)
@@ -13,7 +13,7 @@ export MNIST_MIRROR := $(abspath ../shared/data/mnist)
 endif
 endif
 
-.PHONY: venv demo test lint pretrained pretrained-letters bench clean web serve
+.PHONY: venv demo test lint pretrained pretrained-letters pretrained-breast-cancer bench clean web serve
 
 venv: $(VENV)/.installed
 
@@ -37,13 +37,14 @@ test: venv lint web
 lint: venv
 	$(BIN)/ruff check .
 
-## pretrained: retrain the weights bundled in the mnist package from its committed config
+## pretrained: retrain the weights bundled in every pipeline package from its committed config
 pretrained: venv
 	rm -rf build/pretrained
 	$(BIN)/mnist save-datasets --artifact-dir build/pretrained
 	$(BIN)/mnist train-model --config mnist-pipeline/src/mnist/configs/pretrained.yml --artifact-dir build/pretrained
 	cp build/pretrained/weights/mnist-* mnist-pipeline/src/mnist/pretrained/
 	$(MAKE) pretrained-letters
+	$(MAKE) pretrained-breast-cancer
 
 ## pretrained-letters: retrain the letter weights (on the bundled MNIST features) from their committed config
 pretrained-letters: venv
@@ -51,6 +52,16 @@ pretrained-letters: venv
 	$(BIN)/ascii-letter save-datasets --artifact-dir build/pretrained-letters
 	$(BIN)/ascii-letter train-model --config ascii-letter-pipeline/src/ascii_letter/configs/pretrained.yml --artifact-dir build/pretrained-letters
 	cp build/pretrained-letters/weights/ascii_letter-* ascii-letter-pipeline/src/ascii_letter/pretrained/
+
+## pretrained-breast-cancer: retrain the breast-cancer weights (version 1.0.0, replacing the bundled ones) from their committed config
+BC_BUILD := build/pretrained-breast-cancer
+BC_PRETRAINED := breast-cancer-pipeline/src/breast_cancer/pretrained
+pretrained-breast-cancer: venv
+	rm -rf $(BC_BUILD) && rm -f $(BC_PRETRAINED)/breast_cancer-*
+	$(BIN)/breast-cancer save-datasets --artifact-dir $(BC_BUILD)
+	$(BIN)/breast-cancer train-model --config breast-cancer-pipeline/src/breast_cancer/configs/pretrained.yml \
+	  --artifact-dir $(BC_BUILD) --model-version 1.0.0
+	cp $(BC_BUILD)/weights/breast_cancer-* $(BC_PRETRAINED)/
 
 ## bench: the benchmark suite (not part of test): BENCH_QUICK=1 for fewer repeats, ROW="name ..." for some rows
 bench: venv
