@@ -35,10 +35,10 @@ class PipelineConfig(Config):
     pipeline: ClassVar[str] = "pipeline"
     bundled_weights: ClassVar[Path | None] = None
     pretrained_version: ClassVar[str] = "1.0.0"
-    model_factory: ClassVar[str] = ""
-    batch_inputs: ClassVar[str] = ""
-    read_input: ClassVar[str] = "mlpipes.commands:read_npy"
-    preprocess: ClassVar[str] = ""
+    model_factory: ClassVar[str | Callable[..., Any]] = ""
+    batch_inputs: ClassVar[str | Callable[..., Any]] = ""
+    read_input: ClassVar[str | Callable[..., Any]] = "mlpipes.commands:read_npy"
+    preprocess: ClassVar[str | Callable[..., Any]] = ""
 
     # data
     dataset_url: str = param("", "dataset records, any fsspec URL (default: <artifacts>/datasets/<pipeline>)")
@@ -117,8 +117,10 @@ class PipelineConfig(Config):
 
 
 def hook(config: PipelineConfig, name: str) -> Callable[..., Any]:
-    """The function a config's ``"module:name"`` class variable points at."""
+    """The function a config's ``"module:name"`` class variable points at (or the function itself)."""
     target = getattr(type(config), name, "")
+    if callable(target):
+        return target
     if not target or ":" not in target:
         raise ConfigError(f"{type(config).__name__}.{name} is not set; point it at 'module:function'")
     module, attr = target.split(":", 1)
