@@ -18,9 +18,9 @@ def read_input(path: Path, config: Any = None) -> np.ndarray:
     """A CSV file whose header row names the 30 features → float32 (N, 30)."""
     import pandas as pd
 
-    try:
-        table = pd.read_csv(path, encoding="utf-8-sig").apply(pd.to_numeric, errors="coerce")  # text -> NaN
-        return preprocess_rows(table, str(path))
+    try:  # pyarrow's parser refuses ragged rows, where pandas' own would take a first extra value as an index
+        table = pd.read_csv(path, encoding="utf-8-sig", engine="pyarrow")
+        return preprocess_rows(table.apply(pd.to_numeric, errors="coerce"), str(path))  # text -> NaN, refused below
     except (OSError, ValueError) as e:  # pandas' parser errors and UnicodeDecodeError are ValueErrors
         raise DataError(f"{path}: not a readable CSV table ({str(e).strip()})") from None
 
@@ -33,7 +33,7 @@ def preprocess_rows(rows: Any, source: str = "input") -> np.ndarray:
             if name not in FEATURES or name not in found:
                 raise DataError(f"{source}: column '{name}' is {'missing' if name in FEATURES else 'not a feature'}")
         rows = rows[[found[name] for name in FEATURES]].to_numpy()
-    rows = np.atleast_2d(np.asarray(rows.detach().cpu() if hasattr(rows, "detach") else rows, dtype=np.float32))
+    rows = np.atleast_2d(np.array(rows.detach().cpu().numpy() if hasattr(rows, "detach") else rows, dtype=np.float32))
     if rows.ndim != 2 or rows.shape[1] != len(FEATURES):
         raise DataError(f"{source}: expected rows of {len(FEATURES)} features, got an array of shape {rows.shape}")
     bad = np.argwhere(~np.isfinite(rows))
