@@ -52,15 +52,14 @@ def test_short_training_writes_a_run_and_weights_that_carry_the_scaler(bc_config
     assert set(load_state_dict(manifest_path, "features")) == {"0.weight", "0.bias", "3.weight", "3.bias"}
 
 
-def test_resume_after_kill_matches_an_uninterrupted_run(bc_config, tmp_path, bc_process):
+def test_resume_after_kill_matches_an_uninterrupted_run(bc_config, tmp_path, bc_process, bc_cli, capsys):
     # dropout 0: mlpipes reseeds the recipe's generator per step but not torch's default one, which dropout draws from
     settings = {"epochs": 12, "dropout": 0.0, "checkpoint_every": 2}
     killed = short(bc_config, tmp_path / "killed", **settings)
     argv = ["train-model", "--artifact-dir", killed.artifact_dir, "--dataset-url", killed.dataset_url]
     argv += [f"--{key.replace('_', '-')}={value}" for key, value in settings.items()]
-    process = subprocess.Popen(
-        [sys.executable, "-m", "breast_cancer", *argv], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
+    command = [sys.executable, "-m", "breast_cancer", *argv]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     runs = tmp_path / "killed" / "runs"
     deadline = time.monotonic() + 120
     while not list(runs.glob("*/checkpoint.pt")) and time.monotonic() < deadline and process.poll() is None:
@@ -80,10 +79,10 @@ def test_resume_after_kill_matches_an_uninterrupted_run(bc_config, tmp_path, bc_
     for key, tensor in load_state_dict(reference, "classifier").items():
         np.testing.assert_allclose(load_state_dict(resumed_manifest, "classifier")[key], tensor, atol=1e-5)
 
-    assert (
-        bc_process("evaluate", "--artifact-dir", killed.artifact_dir, "--dataset-url", killed.dataset_url).returncode
-        == 0
-    )
+    capsys.readouterr()
+    assert bc_cli("evaluate", "--artifact-dir", killed.artifact_dir, "--dataset-url", killed.dataset_url) == 0
+    captured = capsys.readouterr()
+    assert captured.out.startswith("test accuracy") and f"breast_cancer 1.0.0+{run.name} (trained" in captured.err
 
 
 def test_evaluate_names_the_weights_and_prints_the_confusion_matrix(bc_config, bc_cli, capsys):
