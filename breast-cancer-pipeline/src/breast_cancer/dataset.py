@@ -22,9 +22,7 @@ def save_datasets(config: BreastCancerConfig, force: bool = False) -> Records:
 
     table = sklearn.datasets.load_breast_cancer()
     sha = hashlib.sha256(table.data.tobytes() + table.target.tobytes()).hexdigest()  # the table as loaded
-    provenance = dict(
-        sklearn=sklearn.__version__, sha256=sha, test_per_class=config.test_per_class, seed=config.seed
-    )
+    provenance = dict(sklearn=sklearn.__version__, sha256=sha, test_per_class=config.test_per_class, seed=config.seed)
     if not force and (found := existing_records(config.records_url, provenance)):
         return found
     columns = {"label": table.target.astype(np.int64), **dict(zip(FEATURES, table.data.T.astype(np.float32)))}

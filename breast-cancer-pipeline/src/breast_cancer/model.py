@@ -29,8 +29,7 @@ class TabularClassifier(nn.Module):
         super().__init__()
         self.features, self.head = features, nn.Linear(width, len(labels))
         self.labels, self.temperature = labels, 1.0
-        self.register_buffer("mean", torch.zeros(len(FEATURES)))
-        self.register_buffer("std", torch.ones(len(FEATURES)))
+        self.mean, self.std = nn.Buffer(torch.zeros(len(FEATURES))), nn.Buffer(torch.ones(len(FEATURES)))
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         """Raw feature rows (N, 30) → class logits (N, 2)."""

@@ -6,7 +6,6 @@ order. The model standardises its input itself, so raw measurements go in unchan
 """
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -14,18 +13,19 @@ from breast_cancer.config import FEATURES
 from mlpipes.errors import DataError
 
 
-def read_input(path: Path, config: Any = None) -> np.ndarray:
+def read_input(path: Path, config: object = None) -> np.ndarray:
     """A CSV file whose header row names the 30 features → float32 (N, 30)."""
     import pandas as pd
 
-    try:  # pyarrow's parser refuses ragged rows, where pandas' own would take a first extra value as an index
-        table = pd.read_csv(path, encoding="utf-8-sig", engine="pyarrow")
-        return preprocess_rows(table.apply(pd.to_numeric, errors="coerce"), str(path))  # text -> NaN, refused below
+    # pyarrow's parser refuses ragged rows (pandas' own takes a first extra value as an index) and skips a BOM;
+    # text cells become NaN, refused below with their row and column.
+    try:
+        return preprocess_rows(pd.read_csv(path, engine="pyarrow").apply(pd.to_numeric, errors="coerce"), str(path))
     except (OSError, ValueError) as e:  # pandas' parser errors and UnicodeDecodeError are ValueErrors
         raise DataError(f"{path}: not a readable CSV table ({str(e).strip()})") from None
 
 
-def preprocess_rows(rows: Any, source: str = "input") -> np.ndarray:
+def preprocess_rows(rows: object, source: str = "input") -> np.ndarray:
     """Rows as a pandas DataFrame (columns by name), numpy array or torch tensor → float32 (N, 30)."""
     if hasattr(rows, "columns"):
         found = {"_".join(str(name).split()): name for name in rows.columns}  # "mean radius" -> mean_radius
@@ -36,7 +36,6 @@ def preprocess_rows(rows: Any, source: str = "input") -> np.ndarray:
     rows = np.atleast_2d(np.array(rows.detach().cpu().numpy() if hasattr(rows, "detach") else rows, dtype=np.float32))
     if rows.ndim != 2 or rows.shape[1] != len(FEATURES):
         raise DataError(f"{source}: expected rows of {len(FEATURES)} features, got an array of shape {rows.shape}")
-    bad = np.argwhere(~np.isfinite(rows))
-    if len(bad):
-        raise DataError(f"{source}: row {bad[0, 0] + 1}, column '{FEATURES[bad[0, 1]]}' is empty or not finite")
+    for row, column in np.argwhere(~np.isfinite(rows))[:1]:  # the first bad value, if any
+        raise DataError(f"{source}: row {row + 1}, column '{FEATURES[column]}' is empty or not a finite number")
     return rows
