@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -52,21 +52,29 @@ def test_short_training_writes_a_run_and_weights_that_carry_the_scaler(bc_config
     assert set(load_state_dict(manifest_path, "features")) == {"0.weight", "0.bias", "3.weight", "3.bias"}
 
 
+def killed_at_first_checkpoint(command: list[str], runs: Path) -> Path:
+    """Start a training process, SIGKILL it as soon as a checkpoint exists; return its run folder."""
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    started = time.monotonic()
+    try:
+        while process.poll() is None and time.monotonic() - started < 120:
+            checkpoint = next(runs.glob("*/checkpoint.pt"), None)
+            if checkpoint is not None:
+                return checkpoint.parent
+            time.sleep(0.005)
+        raise AssertionError(f"no checkpoint in {runs} (exit status {process.poll()})")
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+
+
 def test_resume_after_kill_matches_an_uninterrupted_run(bc_config, tmp_path, bc_process, bc_cli, capsys):
     # dropout 0: mlpipes reseeds the recipe's generator per step but not torch's default one, which dropout draws from
     settings = {"epochs": 12, "dropout": 0.0, "checkpoint_every": 2}
     killed = short(bc_config, tmp_path / "killed", **settings)
     argv = ["train-model", "--artifact-dir", killed.artifact_dir, "--dataset-url", killed.dataset_url]
     argv += [f"--{key.replace('_', '-')}={value}" for key, value in settings.items()]
-    command = [sys.executable, "-m", "breast_cancer", *argv]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    runs = tmp_path / "killed" / "runs"
-    deadline = time.monotonic() + 120
-    while not list(runs.glob("*/checkpoint.pt")) and time.monotonic() < deadline and process.poll() is None:
-        time.sleep(0.005)
-    os.kill(process.pid, signal.SIGKILL)
-    process.wait()
-    run = next(runs.glob("*/checkpoint.pt")).parent
+    run = killed_at_first_checkpoint([sys.executable, "-m", "breast_cancer", *argv], tmp_path / "killed" / "runs")
     if (run / "metrics.json").exists():
         pytest.skip("the run finished before it could be killed (machine too fast for this test)")
 
