@@ -13,7 +13,7 @@ export MNIST_MIRROR := $(abspath ../shared/data/mnist)
 endif
 endif
 
-.PHONY: venv demo test lint pretrained pretrained-letters bench clean web serve
+.PHONY: venv demo test lint pretrained pretrained-letters bench clean web serve scaffold-check
 
 venv: $(VENV)/.installed
 
@@ -36,6 +36,20 @@ test: venv lint web
 
 lint: venv
 	$(BIN)/ruff check .
+
+## scaffold-check: `mlpipes new` a standalone and a child (of mnist) package, install both, run their own tests
+SCAFFOLD := build/scaffold
+SCAFFOLDED := scaffold-demo-pipeline scaffold-child-pipeline
+scaffold-check: venv
+	$(BIN)/pip uninstall -y -q $(SCAFFOLDED) 2>/dev/null || true
+	rm -rf $(SCAFFOLD)
+	$(BIN)/python -m mlpipes.scaffold $(SCAFFOLD)/scaffold-demo
+	$(BIN)/python -m mlpipes.scaffold $(SCAFFOLD)/scaffold-child --parent mnist
+	$(PIP) --no-deps -e $(SCAFFOLD)/scaffold-demo -e $(SCAFFOLD)/scaffold-child
+	$(BIN)/ruff check -q $(SCAFFOLD)
+	status=0; for pkg in scaffold-demo scaffold-child; do \
+	  $(BIN)/pytest -q -p no:cacheprovider $(SCAFFOLD)/$$pkg/tests || status=1; \
+	done; $(BIN)/pip uninstall -y -q $(SCAFFOLDED); exit $$status
 
 ## pretrained: retrain the weights bundled in the mnist package from its committed config
 pretrained: venv

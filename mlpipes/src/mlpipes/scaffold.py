@@ -64,7 +64,6 @@ def new(path: str, parent: str = "") -> None:
         out = target / relative
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(text, encoding="utf-8")
-    (target / "src" / names["package"] / "pretrained").mkdir(exist_ok=True)
     kind = f"child of {found.package} ({found.config.__name__})" if found else "standalone pipeline"
     print(f"{target}: {names['distribution']} ({kind}), {len(files)} files")
     print(f"next: pip install -e {target} && pytest {target / 'tests'} && {names['command']} --help")
