@@ -4,27 +4,18 @@ bad names, taken names, non-empty folders and unusable parents are refused with 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
 import pytest
+import tomllib
 
 from mlpipes.errors import ConfigError, UserError
 from mlpipes.scaffold import find_parent, main, new, package_names, render
 
 RUFF = Path(sys.executable).parent / "ruff"
-
-
-def run_generated_tests(package: Path) -> subprocess.CompletedProcess:
-    """The generated tests in a fresh interpreter, the package importable from its src/ (no install needed)."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(package / "src"), os.environ.get("PYTHONPATH", "")])}
-    env.pop("MLPIPES_HOME", None)
-    return subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(package / "tests")],
-        env=env, cwd=package, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
 
 
 def test_folder_names_give_the_distribution_import_and_command_names():
@@ -106,39 +97,62 @@ def _child_values() -> dict[str, str]:
     return parent_values(find_parent("mnist"))
 
 
-def test_the_standalone_package_installs_lints_and_passes_its_own_tests(tmp_path):
-    package = tmp_path / "toy-blobs"
-    new(str(package))
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A standalone package and a child of mnist, generated once for the tests below."""
+    root = tmp_path_factory.mktemp("generated")
+    new(str(root / "toy-blobs"))
+    new(str(root / "toy_shapes"), parent="mnist")
+    return {"standalone": root / "toy-blobs", "child": root / "toy_shapes"}
+
+
+def test_the_standalone_package_has_the_seeds_layout(generated):
+    package = generated["standalone"]
     project = tomllib.loads((package / "pyproject.toml").read_text())["project"]
     assert project["name"] == "toy-blobs-pipeline"
     assert project["scripts"] == {"toy-blobs": "toy_blobs.__main__:main"}
     assert "mlpipes" in project["dependencies"] and project["license"] == "MIT"
+    assert (package / "LICENSE").exists() and (package / "README.md").exists()
     modules = {p.name for p in (package / "src" / "toy_blobs").glob("*.py")}
     assert modules == {
         "__init__.py", "__main__.py", "__version__.py", "commands.py", "config.py", "dataset.py", "model.py",
         "preprocess.py", "train.py",
     }  # fmt: skip
-    if RUFF.exists():
-        lint = subprocess.run([str(RUFF), "check", "--no-cache", str(package)], capture_output=True, text=True)
-        assert lint.returncode == 0, lint.stdout
-    result = run_generated_tests(package)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
-    assert " passed" in result.stdout and " failed" not in result.stdout
+    assert (package / "src" / "toy_blobs" / "configs" / "pretrained.yml").exists()
 
 
-def test_a_child_of_mnist_transfers_its_features_and_passes_its_own_tests(tmp_path):
-    package = tmp_path / "toy_shapes"
-    new(str(package), parent="mnist")
+def test_the_child_subclasses_the_parents_config_and_depends_on_it(generated):
+    package = generated["child"]
     config = (package / "src" / "toy_shapes" / "config.py").read_text()
     assert "class ToyShapesConfig(MnistConfig)" in config and "pretrained_features" in config
+    assert "model_factory" in config and "batch_inputs" not in config  # the record format is the parent's
     project = tomllib.loads((package / "pyproject.toml").read_text())["project"]
     assert "mnist-pipeline" in project["dependencies"]
-    if RUFF.exists():
-        lint = subprocess.run([str(RUFF), "check", "--no-cache", str(package)], capture_output=True, text=True)
-        assert lint.returncode == 0, lint.stdout
-    result = run_generated_tests(package)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
-    assert " passed" in result.stdout and " failed" not in result.stdout
+    assert project["scripts"] == {"toy-shapes": "toy_shapes.__main__:main"}
+
+
+@pytest.mark.skipif(not RUFF.exists(), reason="ruff is not installed beside this Python")
+def test_generated_code_is_lint_clean(generated):
+    lint = subprocess.run(
+        [str(RUFF), "check", "--no-cache", *map(str, generated.values())], capture_output=True, text=True
+    )
+    assert lint.returncode == 0, lint.stdout
+
+
+def test_both_packages_pass_their_own_tests_as_generated(generated):
+    """Their tests train, evaluate, predict and export; the child's check the transfer and its lineage."""
+    packages = list(generated.values())
+    paths = [str(p / "src") for p in packages] + [os.environ.get("PYTHONPATH", "")]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths), "OMP_NUM_THREADS": "1"}
+    env.pop("MLPIPES_HOME", None)
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--import-mode=importlib",
+         *[str(p / "tests") for p in packages]],
+        env=env, cwd=packages[0].parent, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    counts = dict((word, int(n)) for n, word in re.findall(r"(\d+) (passed|skipped|failed)", result.stdout))
+    assert counts.get("passed", 0) + counts.get("skipped", 0) == 13 and counts.get("passed", 0) >= 11, counts
 
 
 def test_refusals_raise_user_errors_the_cli_prints_as_one_line(tmp_path, capsys):

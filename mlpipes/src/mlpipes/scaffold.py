@@ -70,7 +70,7 @@ def new(path: str, parent: str = "") -> None:
 
 
 def package_names(folder: str) -> dict[str, str]:
-    """The names a folder gives a pipeline: import ``my_data``, command ``my-data``, ``my-data-pipeline``, ``MyData``."""
+    """A folder's names for its pipeline: import ``my_data``, command ``my-data``, ``my-data-pipeline``, ``MyData``."""
     package = folder.replace("-", "_")
     if not package.isascii() or not package.isidentifier() or keyword.iskeyword(package):
         raise ConfigError(
