@@ -151,7 +151,7 @@ def test_both_packages_pass_their_own_tests_as_generated(generated):
         env=env, cwd=packages[0].parent, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
-    counts = dict((word, int(n)) for n, word in re.findall(r"(\d+) (passed|skipped|failed)", result.stdout))
+    counts = {word: int(n) for n, word in re.findall(r"(\d+) (passed|skipped|failed)", result.stdout)}
     assert counts.get("passed", 0) + counts.get("skipped", 0) == 13 and counts.get("passed", 0) >= 11, counts
 
 
