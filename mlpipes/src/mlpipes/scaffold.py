@@ -27,13 +27,14 @@ from importlib import resources
 from importlib.metadata import packages_distributions
 from importlib.util import find_spec
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from mlpipes.errors import ConfigError, UserError
 
 PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
 RECORD_KINDS = {"image_size": "images", "columns": "columns"}  # a parent config field → its record format
 CHILD_LABELS = {"images": ("bar", "pillar", "frame"), "columns": ("amber", "cobalt", "jade")}  # synthetic classes
+CHILD_ACCURACY = {"images": 0.8, "columns": 0.5}  # what one epoch on the synthetic data reaches at least (chance: 1/3)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,7 +48,10 @@ class Parent:
     kind: str  # record format: "images" or "columns"
 
 
-def new(path: str, parent: str = "") -> None:
+def new(
+    path: Annotated[str, "folder of the new package (must not exist, or be empty); its last part names it"],
+    parent: Annotated[str, "an installed pipeline to transfer from: its import name, or module:ConfigClass"] = "",
+) -> None:
     """Create a pipeline package in PATH (its last part names it); with --parent, a child of that pipeline.
 
     PATH must not exist or be empty. --parent is an installed pipeline's import name (``mnist``), or
@@ -77,7 +81,8 @@ def package_names(folder: str) -> dict[str, str]:
             f"'{folder}': a pipeline's folder name must be a Python identifier once '-' becomes '_' "
             "(letters, digits, '_' or '-', not starting with a digit); rename the folder"
         )
-    if package in sys.stdlib_module_names or find_spec(package) is not None:
+    spec = find_spec(package)
+    if package in sys.stdlib_module_names or (spec is not None and spec.origin is not None):  # not a bare folder
         raise ConfigError(f"'{package}': a module of that name is already importable; pick another folder name")
     command = package.replace("_", "-")
     return {
@@ -157,6 +162,7 @@ def parent_values(parent: Parent) -> dict[str, str]:
         "parent_factory_module": module,
         "parent_factory": factory,
         "labels": repr(CHILD_LABELS[parent.kind]).replace("'", '"'),
+        "min_accuracy": str(CHILD_ACCURACY[parent.kind]),
     }
 
 
