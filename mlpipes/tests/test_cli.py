@@ -161,6 +161,7 @@ class RichConfig(Config):
     optimizer: Optimizer = param(Optimizer(), "the optimizer")
     epochs: int = param(3, "passes", gt=0)
     dropout: float | None = param(None, "dropout probability")
+    warm: Optimizer | None = param(None, "an optional nested setting")
 
 
 def fit(config: RichConfig) -> None:
@@ -206,6 +207,11 @@ def test_rich_settings_as_flags():
     assert rich("fit", "--tags", '[a, "b,c"]', "--class-weights", "{x: 3}", "--dropout", "none") == 0
     assert seen["config"].tags == ["a", "b,c"] and seen["config"].class_weights == {"x": 3.0}
     assert seen["config"].dropout is None
+
+
+def test_optional_nested_setting_takes_a_yaml_mapping_or_none():
+    assert rich("fit", "--warm", "{name: sgd}") == 0 and seen["config"].warm == Optimizer("sgd")
+    assert rich("fit", "--warm", "none") == 0 and seen["config"].warm is None
 
 
 def test_nested_flags_merge_into_the_config_file(tmp_path):
@@ -296,6 +302,7 @@ def test_bounds_errors_name_the_key_and_the_file_only_when_it_is_the_culprit(tmp
         ),
         (PermissionError(errno.EACCES, "Permission denied", "/root/x"), "cannot access /root/x: permission denied"),
         (FileNotFoundError(errno.ENOENT, "No such file or directory", "/nope"), "/nope: no such file or directory"),
+        (FileNotFoundError("s3://bucket/records/index.json"), "s3://bucket/records/index.json: not found"),
         (urllib.error.URLError(ConnectionRefusedError(111, "Connection refused")), "network error: [Errno 111]"),
         (ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused"), "network error: Connection refused"),
         (TimeoutError("timed out"), "network error: timed out"),

@@ -71,6 +71,8 @@ def _os_error(error: OSError, dir_flag: str) -> str:
         return f"cannot write {where or 'a file'}: read-only file system{writable}"
     if code in (errno.EACCES, errno.EPERM):
         return f"cannot access {where or 'a file'}: permission denied; check its permissions{writable}"
+    if isinstance(error, FileNotFoundError) and not where and len(error.args) == 1:  # fsspec: the path only
+        return f"{error.args[0]}: not found; check the path or URL"
     if code == errno.ENOENT:
         return f"{where or 'a file'}: no such file or directory; check the path"
     if code == errno.EISDIR:
