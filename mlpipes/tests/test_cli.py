@@ -436,10 +436,11 @@ def test_closed_pipe_is_quiet(tmp_path):
 
 
 def test_cli_and_config_import_no_heavy_module():
+    """--help must answer fast: nothing heavy at import (PyYAML too loads only to read or write a file)."""
     code = (
         "import sys, mlpipes, mlpipes.cli, mlpipes.config, mlpipes.errors, mlpipes.__main__; "
         "from mlpipes import Config, param, run_cli, errors; "
-        "print(sorted({'torch', 'numpy', 'pyarrow', 'matplotlib', 'PIL'} & set(sys.modules)))"
+        "print(sorted({'torch', 'numpy', 'pyarrow', 'matplotlib', 'PIL', 'yaml'} & set(sys.modules)))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

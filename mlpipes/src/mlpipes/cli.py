@@ -88,7 +88,8 @@ def run_cli(
     """Parse ``argv``, build the config, run the chosen command; return the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = debug_env() or "--debug" in argv
-    parser = build_parser(commands, config_cls, prog=prog, version=version, description=description)
+    chosen = next((word for word in argv if not word.startswith("-")), "")
+    parser = build_parser(commands, config_cls, prog=prog, version=version, description=description, only=chosen)
     args, unknown = parser.parse_known_args(argv)
     spec: _Spec = args._spec
     kwargs, config_file = _bind(args._parser, spec, args, unknown)
@@ -139,7 +140,9 @@ def build_parser(
     prog: str,
     version: str = "",
     description: str = "",
+    only: str | None = None,
 ) -> argparse.ArgumentParser:
+    """The parser of every command; with ``only``, just that command gets its arguments (faster --help)."""
     parser = _Parser(
         prog=prog, description=clean_doc(description), formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -147,7 +150,6 @@ def build_parser(
         parser.add_argument("--version", action="version", version=f"{prog} {version}")
     sub = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
     for fn in commands:
-        spec = _spec(fn, config_cls)
         doc = clean_doc(inspect.getdoc(fn) or "")
         cmd = sub.add_parser(
             command_name(fn),
@@ -155,8 +157,10 @@ def build_parser(
             description=doc,
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
-        cmd.set_defaults(_spec=spec, _parser=cmd)
-        _add_command(cmd, spec)
+        if only is None or only == command_name(fn):
+            spec = _spec(fn, config_cls)
+            cmd.set_defaults(_spec=spec, _parser=cmd)
+            _add_command(cmd, spec)
     return parser
 
 

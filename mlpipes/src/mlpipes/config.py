@@ -27,8 +27,6 @@ from collections.abc import Callable, Mapping
 from pathlib import Path, PurePath
 from typing import Any, ClassVar, Literal, TypeVar
 
-import yaml
-
 from mlpipes.errors import ConfigError
 
 C = TypeVar("C", bound="Config")
@@ -139,6 +137,8 @@ class Config:
         return {f.name: plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
 
     def to_yaml(self) -> str:
+        import yaml
+
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
     @classmethod
@@ -413,74 +413,86 @@ def type_name(tp: Any) -> str:
 
 
 # ---- YAML -------------------------------------------------------------------------------------
-class StrictLoader(yaml.SafeLoader):
-    """``yaml.SafeLoader`` that refuses duplicate keys, deep nesting and alias expansion bombs.
+@functools.cache
+def strict_loader() -> type:
+    """The YAML loader every config file goes through (built on first use: PyYAML loads lazily)."""
+    import yaml
 
-    Aliases share nodes, so a 1 KB file can describe 10⁹ values that only explode when the config
-    walks them. Each node's expanded size is counted as it is composed and the file is refused
-    once aliases would add more than ``MAX_ALIAS_NODES`` nodes.
-    """
+    class StrictLoader(yaml.SafeLoader):
+        """``yaml.SafeLoader`` that refuses duplicate keys, deep nesting and alias expansion bombs.
 
-    def __init__(self, stream: str) -> None:
-        super().__init__(stream)
-        self._sizes: dict[int, int] = {}
-        self._composed = 0
-        self._depth = 0
+        Aliases share nodes, so a 1 KB file can describe 10⁹ values that only explode when the config
+        walks them. Each node's expanded size is counted as it is composed and the file is refused
+        once aliases would add more than ``MAX_ALIAS_NODES`` nodes.
+        """
 
-    def compose_node(self, parent: Any, index: Any) -> Any:
-        if self.check_event(yaml.AliasEvent):
-            event = self.peek_event()
-            node = self.anchors.get(event.anchor)
-            if node is not None and id(node) not in self._sizes:
-                raise yaml.composer.ComposerError(
-                    None, None, f"alias *{event.anchor} refers to a node that contains it", event.start_mark
-                )
-            return super().compose_node(parent, index)
-        mark = self.peek_event().start_mark
-        self._depth += 1
-        if self._depth > MAX_DEPTH:
-            raise yaml.composer.ComposerError(None, None, f"nested deeper than {MAX_DEPTH} levels", mark)
-        node = super().compose_node(parent, index)
-        self._depth -= 1
-        self._composed += 1
-        if isinstance(node, yaml.MappingNode):
-            size = 1 + sum(self._sizes[id(k)] + self._sizes[id(v)] for k, v in node.value)
-        elif isinstance(node, yaml.SequenceNode):
-            size = 1 + sum(self._sizes[id(v)] for v in node.value)
-        else:
-            size = 1
-        if size - self._composed > MAX_ALIAS_NODES:
-            raise yaml.composer.ComposerError(
-                None, None, f"aliases expand to more than {MAX_ALIAS_NODES} extra values; refusing (alias bomb?)", mark
-            )
-        self._sizes[id(node)] = size
-        return node
+        def __init__(self, stream: str) -> None:
+            super().__init__(stream)
+            self._sizes: dict[int, int] = {}
+            self._composed = 0
+            self._depth = 0
 
-    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
-        if isinstance(node, yaml.MappingNode):
-            seen: dict[Any, Any] = {}
-            for key_node, _ in node.value:
-                if key_node.tag == "tag:yaml.org,2002:merge":
-                    continue
-                key = self.construct_object(key_node, deep=True)
-                try:
-                    first = seen.setdefault(key, key_node)
-                except TypeError:  # unhashable: the base class reports it
-                    continue
-                if first is not key_node:
-                    raise yaml.constructor.ConstructorError(
-                        None,
-                        None,
-                        f"duplicate key {key!r} (first at line {first.start_mark.line + 1})",
-                        key_node.start_mark,
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            if self.check_event(yaml.AliasEvent):
+                event = self.peek_event()
+                node = self.anchors.get(event.anchor)
+                if node is not None and id(node) not in self._sizes:
+                    raise yaml.composer.ComposerError(
+                        None, None, f"alias *{event.anchor} refers to a node that contains it", event.start_mark
                     )
-        return super().construct_mapping(node, deep=deep)
+                return super().compose_node(parent, index)
+            mark = self.peek_event().start_mark
+            self._depth += 1
+            if self._depth > MAX_DEPTH:
+                raise yaml.composer.ComposerError(None, None, f"nested deeper than {MAX_DEPTH} levels", mark)
+            node = super().compose_node(parent, index)
+            self._depth -= 1
+            self._composed += 1
+            if isinstance(node, yaml.MappingNode):
+                size = 1 + sum(self._sizes[id(k)] + self._sizes[id(v)] for k, v in node.value)
+            elif isinstance(node, yaml.SequenceNode):
+                size = 1 + sum(self._sizes[id(v)] for v in node.value)
+            else:
+                size = 1
+            if size - self._composed > MAX_ALIAS_NODES:
+                raise yaml.composer.ComposerError(
+                    None,
+                    None,
+                    f"aliases expand to more than {MAX_ALIAS_NODES} extra values; refusing (alias bomb?)",
+                    mark,
+                )
+            self._sizes[id(node)] = size
+            return node
+
+        def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+            if isinstance(node, yaml.MappingNode):
+                seen: dict[Any, Any] = {}
+                for key_node, _ in node.value:
+                    if key_node.tag == "tag:yaml.org,2002:merge":
+                        continue
+                    key = self.construct_object(key_node, deep=True)
+                    try:
+                        first = seen.setdefault(key, key_node)
+                    except TypeError:  # unhashable: the base class reports it
+                        continue
+                    if first is not key_node:
+                        raise yaml.constructor.ConstructorError(
+                            None,
+                            None,
+                            f"duplicate key {key!r} (first at line {first.start_mark.line + 1})",
+                            key_node.start_mark,
+                        )
+            return super().construct_mapping(node, deep=deep)
+
+    return StrictLoader
 
 
 def load_yaml(text: str, source: str = "<text>") -> Any:
-    """Parse YAML text with :class:`StrictLoader`; every error is one line naming ``source:line:col``."""
+    """Parse YAML text with :func:`strict_loader`; every error is one line naming ``source:line:col``."""
+    import yaml
+
     try:
-        return yaml.load(text, Loader=StrictLoader)  # StrictLoader is a SafeLoader: no Python tags
+        return yaml.load(text, Loader=strict_loader())  # StrictLoader is a SafeLoader: no Python tags
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
