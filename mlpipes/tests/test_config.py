@@ -351,16 +351,48 @@ def test_self_referencing_alias_and_deep_nesting_are_refused(tmp_path):
 
 def test_oversized_file_is_refused_before_parsing_and_the_limit_can_be_raised(tmp_path, monkeypatch):
     path = tmp_path / "big.yml"
-    path.write_text("tags: [" + ", ".join(["x"] * 400_000) + "]\n")
+    path.write_text("tags: [x]\n" + "#" * (1 << 20) + "\n")
     with pytest.raises(
         ConfigError, match=r"big\.yml: config file is larger than 1048576 bytes.*MLPIPES_MAX_CONFIG_BYTES"
     ):
         RichConfig.from_yaml(path)
-    monkeypatch.setenv("MLPIPES_MAX_CONFIG_BYTES", str(2 << 20))
-    assert len(RichConfig.from_yaml(path).tags) == 400_000
+    path.write_text("tags: [" + ", ".join(["x"] * 1000) + "]\n")
+    monkeypatch.setenv("MLPIPES_MAX_CONFIG_BYTES", "1000")
+    with pytest.raises(ConfigError, match=r"larger than 1000 bytes"):
+        RichConfig.from_yaml(path)
+    monkeypatch.setenv("MLPIPES_MAX_CONFIG_BYTES", "4000")
+    assert len(RichConfig.from_yaml(path).tags) == 1000
     monkeypatch.setenv("MLPIPES_MAX_CONFIG_BYTES", "lots")
     with pytest.raises(ConfigError, match=r"\$MLPIPES_MAX_CONFIG_BYTES: expected a positive number of bytes"):
         RichConfig.from_yaml(path)
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["libyaml-events", "pure-python"])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("a: 1\nb: 2\na: 3\n", "f:3:1: invalid YAML: duplicate key 'a' (first at line 1)"),
+        ("a: &a [*a]\n", "f:1:8: invalid YAML: alias *a refers to a node that contains it"),
+        ("a: " + "[" * 150 + "]" * 150, "f:1:103: invalid YAML: nested deeper than 100 levels"),
+        ("a: !!python/object/apply:os.system [x]", "f:1:4: invalid YAML: could not determine a constructor"),
+        ("a: b\x00", "f: invalid YAML: character #x0000 at offset 4 is not allowed"),
+    ],
+)
+def test_both_yaml_parsers_refuse_the_same_hostile_documents(fast, text, message):
+    from mlpipes.config import load_yaml
+
+    with pytest.raises(ConfigError) as error:
+        load_yaml(text, "f", fast=fast)
+    assert str(error.value).startswith(message)
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["libyaml-events", "pure-python"])
+def test_both_yaml_parsers_read_anchors_merges_and_types_alike(fast):
+    from mlpipes.config import load_yaml
+
+    text = "a: 1\nb: [1.5, {c: d}, null, true]\nx: &x {q: 1}\ny: *x\nm:\n  <<: *x\n  q: 2\n"
+    expected = {"a": 1, "b": [1.5, {"c": "d"}, None, True], "x": {"q": 1}, "y": {"q": 1}, "m": {"q": 2}}
+    assert load_yaml(text, fast=fast) == expected
 
 
 def test_non_utf8_file_is_one_line_naming_the_file(tmp_path):

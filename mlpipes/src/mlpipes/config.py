@@ -414,20 +414,41 @@ def type_name(tp: Any) -> str:
 
 # ---- YAML -------------------------------------------------------------------------------------
 @functools.cache
-def strict_loader() -> type:
-    """The YAML loader every config file goes through (built on first use: PyYAML loads lazily)."""
+def strict_loader(fast: bool = True) -> type:
+    """The YAML loader every config file goes through (built on first use: PyYAML loads lazily).
+
+    Safe tags only (``yaml.SafeConstructor``); duplicate keys, deep nesting and alias bombs are
+    refused. Aliases share nodes, so a 1 KB file can describe 10⁹ values that only explode when
+    the config walks them: each node's expanded size is counted as it is composed and the file is
+    refused once aliases would add more than ``MAX_ALIAS_NODES`` nodes. With ``fast`` and libyaml,
+    the C parser makes the events (a 1 MiB file parses in about a second, not tens) and this
+    Python composer counts them.
+    """
     import yaml
+    from yaml.composer import Composer
+    from yaml.constructor import SafeConstructor
+    from yaml.resolver import Resolver
 
-    class StrictLoader(yaml.SafeLoader):
-        """``yaml.SafeLoader`` that refuses duplicate keys, deep nesting and alias expansion bombs.
+    if fast and getattr(yaml, "__with_libyaml__", False):
+        events: tuple[type, ...] = (yaml.cyaml.CParser,)
+    else:
+        events = (yaml.reader.Reader, yaml.scanner.Scanner, yaml.parser.Parser)
 
-        Aliases share nodes, so a 1 KB file can describe 10⁹ values that only explode when the config
-        walks them. Each node's expanded size is counted as it is composed and the file is refused
-        once aliases would add more than ``MAX_ALIAS_NODES`` nodes.
-        """
+    class StrictLoader(*events, Composer, SafeConstructor, Resolver):  # type: ignore[misc]
+        check_node = Composer.check_node  # the C parser's own composer would skip the counting below
+        get_node = Composer.get_node
+        get_single_node = Composer.get_single_node
 
         def __init__(self, stream: str) -> None:
-            super().__init__(stream)
+            if len(events) == 1:
+                events[0].__init__(self, stream)
+            else:
+                yaml.reader.Reader.__init__(self, stream)
+                yaml.scanner.Scanner.__init__(self)
+                yaml.parser.Parser.__init__(self)
+            Composer.__init__(self)
+            SafeConstructor.__init__(self)
+            Resolver.__init__(self)
             self._sizes: dict[int, int] = {}
             self._composed = 0
             self._depth = 0
@@ -455,12 +476,8 @@ def strict_loader() -> type:
             else:
                 size = 1
             if size - self._composed > MAX_ALIAS_NODES:
-                raise yaml.composer.ComposerError(
-                    None,
-                    None,
-                    f"aliases expand to more than {MAX_ALIAS_NODES} extra values; refusing (alias bomb?)",
-                    mark,
-                )
+                message = f"aliases expand to more than {MAX_ALIAS_NODES} extra values; refusing (alias bomb?)"
+                raise yaml.composer.ComposerError(None, None, message, mark)
             self._sizes[id(node)] = size
             return node
 
@@ -487,12 +504,12 @@ def strict_loader() -> type:
     return StrictLoader
 
 
-def load_yaml(text: str, source: str = "<text>") -> Any:
+def load_yaml(text: str, source: str = "<text>", fast: bool = True) -> Any:
     """Parse YAML text with :func:`strict_loader`; every error is one line naming ``source:line:col``."""
     import yaml
 
     try:
-        return yaml.load(text, Loader=strict_loader())  # StrictLoader is a SafeLoader: no Python tags
+        return yaml.load(text, Loader=strict_loader(fast))  # safe tags only, see strict_loader
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
