@@ -116,6 +116,13 @@ def test_unknown_key_in_config_file(tmp_path, capsys):
     assert "unknown key 'learning_rat'; did you mean 'learning_rate'?" in capsys.readouterr().err
 
 
+def test_unknown_command_suggests_the_closest(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        cli("trian")
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err == "demo: error: unknown command 'trian'; did you mean 'train'? (see demo --help)\n"
+
+
 def test_unknown_flag_suggests_the_closest(capsys):
     with pytest.raises(SystemExit) as exit_:
         cli("train", "--batch-sise", "3")

@@ -245,6 +245,11 @@ class _Parser(argparse.ArgumentParser):
                 if close:
                     message += f" (did you mean {close[0]}?)"
                     break
+        wrong = re.search(r"invalid choice: '([^']*)'", message)
+        if wrong:  # a mistyped command
+            names = [name for a in self._actions if isinstance(a.choices, dict) for name in a.choices]
+            close = difflib.get_close_matches(wrong.group(1), names, n=1)
+            message = f"unknown command '{wrong.group(1)}'" + (f"; did you mean '{close[0]}'?" if close else "")
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
     def add_subparsers(self, **kwargs: Any) -> Any:
