@@ -313,6 +313,7 @@ def test_bounds_errors_name_the_key_and_the_file_only_when_it_is_the_culprit(tmp
         (urllib.error.URLError(ConnectionRefusedError(111, "Connection refused")), "network error: [Errno 111]"),
         (ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused"), "network error: Connection refused"),
         (TimeoutError("timed out"), "network error: timed out"),
+        (__import__("socket").gaierror(-2, "Name or service not known"), "network error: Name or service not known"),
         (
             UnicodeDecodeError("utf-8", b"ab\xff", 2, 3, "invalid start byte"),
             "cannot decode text as utf-8: byte 0xff at offset 2 (invalid start byte)",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 
 MAX_MESSAGE = 1000  # characters of one error line: a hostile input must not print a gigabyte
+_NETWORK = ("URLError", "HTTPError", "gaierror", "ClientConnectorError", "ClientOSError", "SSLError")
 
 
 class UserError(Exception):
@@ -55,7 +56,7 @@ def _os_error(error: OSError, dir_flag: str) -> str:
     reason = error.strerror or str(error) or type(error).__name__
     url = getattr(error, "url", None) or getattr(getattr(error, "request", None), "url", None)
     code = error.errno
-    if isinstance(error, (ConnectionError, TimeoutError)) or type(error).__name__ in ("URLError", "HTTPError"):
+    if isinstance(error, (ConnectionError, TimeoutError)) or type(error).__name__ in _NETWORK:
         reason = getattr(error, "reason", None) or reason
         if type(error).__name__ == "HTTPError":
             reason = f"HTTP {getattr(error, 'code', '?')} {reason}"
