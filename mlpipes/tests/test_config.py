@@ -268,6 +268,11 @@ def test_every_float_refuses_nan_and_infinity_and_bounds_hold_on_direct_construc
     assert RichConfig(dropout=None).dropout is None and RichConfig(dropout=0.0).dropout == 0.0
 
 
+def test_seed_is_not_negative():  # numpy's generators refuse negative seeds mid-run
+    with pytest.raises(ConfigError, match=r"key 'seed': must be >= 0, got -1"):
+        TrainConfig(seed=-1)
+
+
 def test_none_for_optional_and_only_for_optional():
     assert RichConfig.from_dict({"cache": None}).cache is None
     with pytest.raises(ConfigError, match="key 'data_dir': expected path, got None"):

@@ -81,7 +81,7 @@ class Config:
     artifact_dir: str = param(
         "", f"datasets, runs and weights go here (default: ${HOME_ENV}/<pipeline> or ~/.mlpipes/<pipeline>)"
     )
-    seed: int = param(0, "seed for every random choice: same seed, same run")
+    seed: int = param(0, "seed for every random choice: same seed, same run", ge=0)
     registry: str = param(
         "",
         f"where deploy publishes and pull fetches model versions, any fsspec URL such as s3://bucket/models "
