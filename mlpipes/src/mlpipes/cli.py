@@ -377,7 +377,8 @@ def _bind(
     for p in spec.params:
         if not p.positional:
             value = getattr(args, p.dest)
-            kwargs[p.name] = list(p.default) if value is None and p.many else value
+            repeatable_unset = value is None and p.many and p.default is not None
+            kwargs[p.name] = list(p.default) if repeatable_unset else value
     return kwargs, config_file
 
 
