@@ -1,4 +1,4 @@
-# ruff: noqa: RUF009  (param() is a dataclass field specifier; see extend-immutable-calls)
+
 import dataclasses
 from pathlib import Path
 from typing import Literal
