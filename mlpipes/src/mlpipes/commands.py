@@ -95,15 +95,20 @@ def predict(
     """Classify input files: the most likely label and its (calibrated) probability for each example."""
     from mlpipes.pipeline import hook
 
-    model = onnx_classifier(config, weights) if backend == "onnx" else load_classifier(config, weights)
     read_input = hook(config, "read_input")
-    results = []
-    for name in files:
+    inputs = []
+    for name in files:  # every file read (and refused, naming it) before any model is loaded
         try:
-            probabilities = model.predict(read_input(Path(name), config))
+            inputs.append((name, read_input(Path(name), config)))
         except UserError as e:
-            message = str(e)
-            raise type(e)(message if name in message else f"{name}: {message}") from None
+            raise type(e)(str(e) if name in str(e) else f"{name}: {e}") from None
+    model = onnx_classifier(config, weights) if backend == "onnx" else load_classifier(config, weights)
+    results = []
+    for name, array in inputs:
+        try:
+            probabilities = model.predict(array)
+        except UserError as e:
+            raise type(e)(f"{name}: {e}") from None
         for i, p in enumerate(probabilities):
             best = int(p.argmax())
             entry = {"file": name, "label": model.labels[best], "probability": float(p[best])}
