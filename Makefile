@@ -43,8 +43,8 @@ SCAFFOLDED := scaffold-demo-pipeline scaffold-child-pipeline
 scaffold-check: venv
 	$(BIN)/pip uninstall -y -q $(SCAFFOLDED) 2>/dev/null || true
 	rm -rf $(SCAFFOLD)
-	$(BIN)/python -m mlpipes.scaffold $(SCAFFOLD)/scaffold-demo
-	$(BIN)/python -m mlpipes.scaffold $(SCAFFOLD)/scaffold-child --parent mnist
+	$(BIN)/mlpipes new $(SCAFFOLD)/scaffold-demo
+	$(BIN)/mlpipes new $(SCAFFOLD)/scaffold-child --parent mnist
 	$(PIP) --no-deps -e $(SCAFFOLD)/scaffold-demo -e $(SCAFFOLD)/scaffold-child
 	$(BIN)/ruff check -q $(SCAFFOLD)
 	status=0; for pkg in scaffold-demo scaffold-child; do \

@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 import tomllib
 
+from mlpipes.__main__ import main
 from mlpipes.errors import ConfigError, UserError
-from mlpipes.scaffold import find_parent, main, new, package_names, render
+from mlpipes.scaffold import find_parent, new, package_names, render
 
 RUFF = Path(sys.executable).parent / "ruff"
 
@@ -42,7 +43,7 @@ def test_a_non_empty_folder_is_refused_and_left_alone(tmp_path, capsys):
     target = tmp_path / "shapes"
     target.mkdir()
     (target / "notes.txt").write_text("mine")
-    assert main([str(target)]) == 1
+    assert main(["new", str(target)]) == 1
     error = capsys.readouterr().err.strip()
     assert len(error.splitlines()) == 1 and str(target) in error and "not empty" in error
     assert [p.name for p in target.iterdir()] == ["notes.txt"]
@@ -152,12 +153,14 @@ def test_both_packages_pass_their_own_tests_as_generated(generated):
     )  # fmt: skip
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     counts = {word: int(n) for n, word in re.findall(r"(\d+) (passed|skipped|failed)", result.stdout)}
-    assert counts.get("passed", 0) + counts.get("skipped", 0) == 13 and counts.get("passed", 0) >= 11, counts
+    written = sum(f.read_text().count("\ndef test_") for p in packages for f in (p / "tests").glob("test_*.py"))
+    assert counts.get("passed", 0) + counts.get("skipped", 0) == written, counts  # none failed, none left out
+    assert counts.get("passed", 0) >= written - 2, counts  # only export-onnx may skip (without onnx)
 
 
 def test_refusals_raise_user_errors_the_cli_prints_as_one_line(tmp_path, capsys):
-    assert main([str(tmp_path / "9lives")]) == 1
-    assert main([str(tmp_path / "ok_name"), "--parent", "json"]) == 1
+    assert main(["new", str(tmp_path / "9lives")]) == 1
+    assert main(["new", str(tmp_path / "ok_name"), "--parent", "json"]) == 1
     errors = capsys.readouterr().err.strip().splitlines()
-    assert len(errors) == 2 and all(e.startswith("mlpipes new: error: ") for e in errors)
+    assert len(errors) == 2 and all(e.startswith("mlpipes: error: ") for e in errors)
     assert issubclass(ConfigError, UserError)

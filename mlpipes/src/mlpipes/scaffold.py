@@ -205,23 +205,3 @@ def fill(text: str, values: dict[str, str], where: str = "template") -> str:
         return values[match.group(1)]
 
     return PLACEHOLDER.sub(value, text)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m mlpipes.scaffold PATH [--parent PACKAGE]`` (what ``mlpipes new`` runs)."""
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="mlpipes new", description=(new.__doc__ or "").split("\n")[0])
-    parser.add_argument("path", help="folder of the new package; its last part names the pipeline")
-    parser.add_argument("--parent", default="", help="an installed pipeline to transfer from, e.g. mnist")
-    args = parser.parse_args(argv)
-    try:
-        new(args.path, parent=args.parent)
-    except UserError as e:
-        print(f"mlpipes new: error: {e}", file=sys.stderr)
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
