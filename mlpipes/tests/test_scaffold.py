@@ -133,10 +133,13 @@ def test_the_child_subclasses_the_parents_config_and_depends_on_it(generated):
 
 
 @pytest.mark.skipif(not RUFF.exists(), reason="ruff is not installed beside this Python")
-def test_generated_code_is_lint_clean(generated):
-    lint = subprocess.run(
-        [str(RUFF), "check", "--no-cache", *map(str, generated.values())], capture_output=True, text=True
-    )
+def test_generated_code_is_lint_clean(generated, tmp_path):
+    tabular_child = tmp_path / "tabular_child"  # a child of a tabular parent: rendered only (none is installed)
+    for path, text in render({**package_names("tabular_child"), **_child_values()}, "child", "columns").items():
+        (tabular_child / path).parent.mkdir(parents=True, exist_ok=True)
+        (tabular_child / path).write_text(text)
+    folders = [*map(str, generated.values()), str(tabular_child)]
+    lint = subprocess.run([str(RUFF), "check", "--no-cache", *folders], capture_output=True, text=True)
     assert lint.returncode == 0, lint.stdout
 
 
