@@ -163,6 +163,11 @@ def parent_values(parent: Parent) -> dict[str, str]:
         "parent_factory": factory,
         "labels": repr(CHILD_LABELS[parent.kind]).replace("'", '"'),
         "min_accuracy": str(CHILD_ACCURACY[parent.kind]),
+        "trainable": (  # the parent's --freeze-features, where it has one, keeps working in the child
+            "model.freeze_features() if config.freeze_features else model.parameters()"
+            if "freeze_features" in {f.name for f in dataclasses.fields(parent.config)}
+            else "model.parameters()"
+        ),
     }
 
 
