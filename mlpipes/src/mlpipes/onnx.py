@@ -198,7 +198,19 @@ class OnnxClassifier:
             raise DataError(f"{self.path}: not a readable ONNX model ({type(e).__name__}: {str(e)[:200]})") from None
         raw = self.session.get_modelmeta().custom_metadata_map
         self.metadata = {k: _decode(v) for k, v in raw.items()}
-        self.labels = tuple(self.metadata.get("labels", ()))
+        labels = self.metadata.get("labels")
+        outputs = {o.name: o.shape for o in self.session.get_outputs()}
+        if OUTPUT not in outputs or INPUT not in {i.name for i in self.session.get_inputs()}:
+            raise DataError(f"{self.path}: not an mlpipes export (needs input '{INPUT}' and output '{OUTPUT}')")
+        if not isinstance(labels, list) or not labels or not all(isinstance(x, (str, int)) for x in labels):
+            raise DataError(f"{self.path}: its metadata has no list of labels; export it again with export-onnx")
+        width = outputs[OUTPUT][-1] if outputs[OUTPUT] else None
+        if isinstance(width, int) and width != len(labels):  # a symbolic width is checked by predict's output
+            raise DataError(
+                f"{self.path}: metadata lists {len(labels)} labels but the graph outputs {width} classes; "
+                "export it again with export-onnx"
+            )
+        self.labels = tuple(labels)
         self.preprocess = preprocess
 
     @classmethod
