@@ -202,7 +202,9 @@ class Server(http.server.ThreadingHTTPServer):
     max_connections = 64
     connection_deadline = 60.0
 
-    def __init__(self, *args: Any, **kwargs: Any):
+    def __init__(self, *args: Any, max_connections: int | None = None, deadline: float | None = None, **kwargs: Any):
+        self.max_connections = max_connections or self.max_connections
+        self.connection_deadline = deadline or self.connection_deadline
         super().__init__(*args, **kwargs)
         self._slots = threading.BoundedSemaphore(self.max_connections)
         self._deadlines: dict[socket.socket, float] = {}
@@ -258,9 +260,20 @@ class Server(http.server.ThreadingHTTPServer):
 
 
 def make_server(
-    root: str | os.PathLike, models: Sequence[str | os.PathLike] = (), port: int = 8000, host: str = "127.0.0.1"
+    root: str | os.PathLike,
+    models: Sequence[str | os.PathLike] = (),
+    port: int = 8000,
+    host: str = "127.0.0.1",
+    *,
+    timeout: float = Handler.timeout,
+    max_connections: int = Server.max_connections,
+    deadline: float = Server.connection_deadline,
 ) -> Server:
-    """A server for ``root`` and the ``.onnx`` files in ``models`` (default: ``<root>/models``)."""
+    """A server for ``root`` and the ``.onnx`` files in ``models`` (default: ``<root>/models``).
+
+    ``timeout``: seconds a client may stay silent; ``deadline``: seconds a connection may last;
+    ``max_connections``: connections served at once (more get 503 at once).
+    """
     root = Path(root)
     if not (root / "index.html").is_file():
         raise UserError(f"{root}: no index.html here; pass the web app's folder (the repository's web/)")
@@ -268,8 +281,9 @@ def make_server(
     for folder in folders:
         if not folder.is_dir():
             raise UserError(f"{folder}: no such models folder; run export-onnx, or pass --models DIR")
-    handler = functools.partial(Handler, directory=str(root), models=folders)
-    return Server((host, port), handler)
+    handler_class = type("Handler", (Handler,), {"timeout": timeout})
+    handler = functools.partial(handler_class, directory=str(root), models=folders)
+    return Server((host, port), handler, max_connections=max_connections, deadline=deadline)
 
 
 def serve_in_thread(server: Server) -> threading.Thread:
