@@ -25,7 +25,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-MNIST_MIRROR = Path(__file__).resolve().parents[3] / "shared" / "data" / "mnist"
+REPO = Path(__file__).resolve().parents[2]
+MNIST_MIRROR = next(
+    (
+        Path(candidate)
+        for candidate in (
+            os.environ.get("MNIST_MIRROR"),
+            REPO.parent / "shared/data/mnist",
+            REPO.parents[1] / "shared/data/mnist",
+        )
+        if candidate and (Path(candidate) / "t10k-images-idx3-ubyte.gz").exists()
+    ),
+    REPO.parent / "shared/data/mnist",
+)
 ENTRY_POINTS = {"mnist": "mnist.__main__", "ascii-letter": "ascii_letter.__main__", "mlpipes": "mlpipes.__main__"}
 
 
