@@ -108,13 +108,17 @@ def cli(home: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPat
     return run
 
 
-def run_console(prog: str, *args: str, home: Path, memory_gib: float = 4, timeout: float = 120) -> Result:
-    """The real console script in a subprocess, with an address-space limit (a bomb cannot take the machine)."""
+def run_console(
+    prog: str, *args: str, home: Path, memory_gib: float = 4, cpu_seconds: int = 30, timeout: float = 120
+) -> Result:
+    """The real console script in a subprocess, with address-space and CPU-time limits (a bomb cannot
+    take the shared machine; CPU time, unlike wall time, does not depend on how loaded it is)."""
     import resource
 
     def limit() -> None:
         size = int(memory_gib * (1 << 30))
         resource.setrlimit(resource.RLIMIT_AS, (size, size))
+        resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds))
 
     env = {**os.environ, "MLPIPES_HOME": str(home), "OMP_NUM_THREADS": "1"}
     env.pop("MLPIPES_DEBUG", None)

@@ -180,3 +180,13 @@ def test_the_good_tarball_still_saves(cli, home, tmp_path):
     result = cli("ascii-letter", "save-datasets", "--tarball", tarball, "--test-per-class", "1")
     assert result.code == 0, result.err
     assert "train 52, test 26" in result.out
+
+
+def test_the_console_script_exits_non_zero_with_one_line(home, tmp_path):
+    """The same contract through the installed command, not only its main function."""
+    from conftest import run_console
+
+    tarball = tmp_path / "bad.tar.gz"
+    tarball.write_bytes(CASES["gnu-long-name-1GiB"][0])
+    result = run_console("ascii-letter", "save-datasets", "--tarball", tarball, home=home, memory_gib=3)
+    assert_refused(result, r"bad\.tar\.gz", "extended header")
