@@ -163,3 +163,28 @@ def png_bytes(image, format: str = "PNG", **options) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format=format, **options)
     return buffer.getvalue()
+
+
+def tiny_onnx(path: Path, labels: list[str], classes: int | None = None) -> Path:
+    """A valid mlpipes-style ONNX file built by hand (no exporter: milliseconds, not seconds)."""
+    import json
+
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    classes = classes or len(labels)
+    weight = numpy_helper.from_array(np.ones((4, classes), np.float32), "w")
+    nodes = [helper.make_node("Flatten", ["images"], ["flat"]), helper.make_node("MatMul", ["flat", "w"], ["logits"])]
+    graph = helper.make_graph(
+        nodes,
+        "tiny",
+        [helper.make_tensor_value_info("images", TensorProto.FLOAT, ["batch", 1, 2, 2])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", classes])],
+        [weight],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 9
+    metadata = {"pipeline": "tiny", "model_version": "1.0.0", "labels": json.dumps(labels)}
+    helper.set_model_props(model, metadata)
+    onnx.save(model, path)
+    return path
