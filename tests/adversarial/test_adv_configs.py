@@ -7,8 +7,7 @@ test instead of the machine.
 from __future__ import annotations
 
 import pytest
-
-from conftest import assert_refused, run_console, snapshot
+from adversarial_helpers import assert_refused, run_console, snapshot
 
 CONFIG_CLI = "lands with branch config-cli (YAML budgets, duplicate keys, encodings)"
 VALIDATION = "lands with the lead's/config-cli's settings validation (finite, positive, ranges)"

@@ -11,9 +11,8 @@ import json
 
 import numpy as np
 import pytest
+from adversarial_helpers import assert_refused, mnist_digit, png_bytes, snapshot
 from PIL import Image
-
-from conftest import assert_refused, mnist_digit, png_bytes, snapshot
 
 WIRING = "lands when the generic predict reads files with mlpipes.images.read_image_file/read_array_file (lead)"
 

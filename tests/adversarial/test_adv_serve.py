@@ -17,8 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
-
-from conftest import tiny_onnx
+from adversarial_helpers import tiny_onnx
 
 pytest.importorskip("onnxruntime")
 SECRET = b"not for the web"

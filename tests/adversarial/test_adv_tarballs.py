@@ -14,9 +14,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from adversarial_helpers import assert_refused, png_bytes, snapshot
 from PIL import Image
-
-from conftest import assert_refused, png_bytes, snapshot
 
 LETTERS = "abcdefghijklmnopqrstuvwxyz"
 
@@ -184,7 +183,7 @@ def test_the_good_tarball_still_saves(cli, home, tmp_path):
 
 def test_the_console_script_exits_non_zero_with_one_line(home, tmp_path):
     """The same contract through the installed command, not only its main function."""
-    from conftest import run_console
+    from adversarial_helpers import run_console
 
     tarball = tmp_path / "bad.tar.gz"
     tarball.write_bytes(CASES["gnu-long-name-1GiB"][0])

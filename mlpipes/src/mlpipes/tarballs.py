@@ -140,6 +140,8 @@ def _read_members(
             raise DataError(f"{culprit} is a link; only regular image files are accepted")
         if not member.isfile() or member.issparse():
             raise DataError(f"{culprit} is a device, sparse or special file; only regular image files are accepted")
+        if member.size < 0:
+            raise DataError(f"{culprit} declares a negative size; the tarball is corrupt")
         if member.size > limits.member_bytes:
             raise over_budget(culprit, "size in bytes", member.size, limits.member_bytes, env["member_bytes"])
         total_bytes += member.size
