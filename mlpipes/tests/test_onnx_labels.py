@@ -15,7 +15,7 @@ pytest.importorskip("onnxruntime")
 from mlpipes.onnx import OnnxClassifier  # noqa: E402
 
 
-def graph_file(path, labels, classes: int = 3, output: str = "logits"):
+def graph_file(path, labels, classes: int = 3, output: str = "logits", temperature=None):
     """A tiny hand-built graph: images (N, 1, 2, 2) → flatten → matmul → (N, classes)."""
     from onnx import TensorProto, helper, numpy_helper
 
@@ -30,8 +30,10 @@ def graph_file(path, labels, classes: int = 3, output: str = "logits"):
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
     model.ir_version = 9
-    if labels is not None:
-        helper.set_model_props(model, {"labels": labels if isinstance(labels, str) else json.dumps(labels)})
+    props = {} if labels is None else {"labels": labels if isinstance(labels, str) else json.dumps(labels)}
+    if temperature is not None:
+        props["temperature"] = str(temperature)
+    helper.set_model_props(model, props)
     onnx.save(model, path)
     return path
 
@@ -48,11 +50,14 @@ def test_matching_labels_load_and_predict(tmp_path):
         (["a", "b"], "logits", "metadata lists 2 labels but the graph outputs 3 classes"),
         (None, "logits", "no list of labels"),
         ("abc", "logits", "no list of labels"),  # a plain string would become 3 one-letter labels
-        (["a", "b", "c"], "scores", "needs input 'images' and output 'logits'"),
+        (["a", "b", "c"], "scores", "needs one input and an output 'logits'"),
+        (["a", "b", "c"], "logits:0", "temperature 0 is not a positive number"),
+        (["a", "b", "c"], "logits:nan", "temperature nan is not a positive number"),
     ],
-    ids=["width", "missing", "string", "names"],
+    ids=["width", "missing", "string", "names", "temperature-0", "temperature-nan"],
 )
 def test_inconsistent_models_are_refused_in_one_line(tmp_path, labels, output, message):
-    path = graph_file(tmp_path / "bad.onnx", labels, output=output)
+    output, _, temperature = output.partition(":")
+    path = graph_file(tmp_path / "bad.onnx", labels, output=output, temperature=temperature or None)
     with pytest.raises(DataError, match=rf"bad\.onnx: .*{message}"):
         OnnxClassifier(path)

@@ -30,7 +30,7 @@ def predict(cli, home):
 
     def run(*files, extra=()):
         before = snapshot(home)
-        result = cli("mnist", "predict", *files, "--weights", "pretrained", "--json-output", *extra)
+        result = cli("mnist", "predict", *files, "--weights", "pretrained", "--json", *extra)
         return result, before
 
     return run

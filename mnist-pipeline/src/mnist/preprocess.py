@@ -7,6 +7,8 @@ Images become float32 ``(N, 1, H, W)`` in [0, 1], white ink on black like MNIST.
 from __future__ import annotations
 
 import functools
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -152,3 +154,22 @@ def frame_ink(image: np.ndarray, size: int = 28, box: int = 20, center: str = "m
     top, left = min(max(top, 0), size - nh), min(max(left, 0), size - nw)
     out[top : top + nh, left : left + nw] = small
     return out
+
+
+def read_image(path: Path, config: Any) -> np.ndarray:
+    """An image file (grayscale as it looks, resized to ``config.image_size``) or a .npy array, for ``predict``.
+
+    Decoding, budgets and one-line refusals are ``mlpipes.images``': pixel counts checked before
+    decoding, transparency and 16-bit scans read as they look, ``.npy`` never unpickled.
+    """
+    from mlpipes.images import read_array_file, read_image_file
+
+    if Path(path).suffix.lower() == ".npy":
+        return read_array_file(path)
+    gray = read_image_file(path)
+    size = config.image_size
+    if gray.shape != (size, size):
+        from PIL import Image
+
+        gray = np.asarray(Image.fromarray(gray).resize((size, size), Image.Resampling.LANCZOS))
+    return gray
