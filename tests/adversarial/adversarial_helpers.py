@@ -40,6 +40,9 @@ MNIST_MIRROR = next(
 ENTRY_POINTS = {"mnist": "mnist.__main__", "ascii-letter": "ascii_letter.__main__", "mlpipes": "mlpipes.__main__"}
 
 
+ERROR_LINE = re.compile(r"^[\w. -]+: error: ")  # "mnist: error: ...", argparse's "mnist predict: error: ..."
+
+
 @dataclass
 class Result:
     code: int
@@ -62,9 +65,10 @@ def snapshot(root: Path) -> dict[str, str]:
 
 def assert_refused(result: Result, *culprits: str, before: dict[str, str] | None = None, home: Path | None = None):
     """Exit ≠ 0, exactly one error line naming every culprit (regexes), no traceback, nothing changed."""
+    assert result.err.strip(), "refused without a word on stderr"
     assert result.code != 0, f"accepted (exit 0): {result.out[-500:]}"
     assert "Traceback" not in result.err, result.err[-2000:]
-    lines = [line for line in result.error_lines() if not line.startswith("usage:") and not line.startswith(" ")]
+    lines = [line for line in result.err.splitlines() if ERROR_LINE.match(line)]  # info lines may precede it
     assert len(lines) == 1, f"expected one error line, got {len(lines)}: {result.err[-1500:]}"
     assert len(lines[0]) < 1000, f"error line of {len(lines[0])} characters"
     for culprit in culprits:

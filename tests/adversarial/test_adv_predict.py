@@ -14,8 +14,6 @@ import pytest
 from adversarial_helpers import assert_refused, mnist_digit, png_bytes, snapshot
 from PIL import Image
 
-WIRING = "lands when the generic predict reads files with mlpipes.images.read_image_file/read_array_file (lead)"
-
 
 @pytest.fixture
 def digit():
@@ -70,9 +68,9 @@ def test_a_plain_digit_is_classified(predict, digit, tmp_path):
 @pytest.mark.parametrize(
     ("make", "suffix", "format"),
     [
-        pytest.param(black_on_transparent, ".png", "PNG", marks=pytest.mark.xfail(strict=False, reason=WIRING)),
-        pytest.param(white_on_transparent, ".png", "PNG", marks=pytest.mark.xfail(strict=False, reason=WIRING)),
-        pytest.param(dark_scan_16bit, ".png", "PNG", marks=pytest.mark.xfail(strict=False, reason=WIRING)),
+        (black_on_transparent, ".png", "PNG"),
+        (white_on_transparent, ".png", "PNG"),
+        (dark_scan_16bit, ".png", "PNG"),
         (cmyk, ".tif", "TIFF"),
     ],
     ids=["rgba-black-on-transparent", "rgba-white-on-transparent", "16-bit-scan", "cmyk"],
@@ -102,17 +100,17 @@ def test_an_empty_batch_predicts_nothing(predict, tmp_path):
 
 
 BROKEN = {
-    # id: (file name, bytes or array, culprits, needs the lead's wiring)
-    "zero-bytes": ("zero.png", b"", [r"zero\.png"], False),
-    "truncated-png": ("cut.png", "truncated", [r"cut\.png"], False),
-    "text-as-png": ("text.png", b"hello, I am not an image", [r"text\.png"], False),
-    "pixel-bomb": ("bomb.png", "bomb", [r"bomb\.png", "MLPIPES_MAX_IMAGE_PIXELS"], True),
-    "pickled-npy": ("pickle.npy", "pickle", [r"pickle\.npy"], True),
-    "npy-header-lies": ("short.npy", "short", [r"short\.npy"], True),
-    "npy-nan": ("nan.npy", np.full((1, 28, 28), np.nan, np.float32), [r"nan\.npy", "NaN"], True),
-    "npy-wrong-shape": ("shape.npy", np.zeros((2, 3, 28, 28), np.uint8), [r"shape\.npy", r"\(2, 3, 28, 28\)"], True),
-    "npy-out-of-range": ("range.npy", np.full((1, 28, 28), 300, np.int64), [r"range\.npy", "0-255"], True),
-    "npy-complex": ("complex.npy", np.zeros((1, 28, 28), np.complex64), [r"complex\.npy", "complex64"], True),
+    # id: (file name, bytes or array, culprits)
+    "zero-bytes": ("zero.png", b"", [r"zero\.png"]),
+    "truncated-png": ("cut.png", "truncated", [r"cut\.png"]),
+    "text-as-png": ("text.png", b"hello, I am not an image", [r"text\.png"]),
+    "pixel-bomb": ("bomb.png", "bomb", [r"bomb\.png", "MLPIPES_MAX_IMAGE_PIXELS"]),
+    "pickled-npy": ("pickle.npy", "pickle", [r"pickle\.npy"]),
+    "npy-header-lies": ("short.npy", "short", [r"short\.npy"]),
+    "npy-nan": ("nan.npy", np.full((1, 28, 28), np.nan, np.float32), [r"nan\.npy", "NaN"]),
+    "npy-wrong-shape": ("shape.npy", np.zeros((2, 3, 28, 28), np.uint8), [r"shape\.npy", r"\(2, 3, 28, 28\)"]),
+    "npy-out-of-range": ("range.npy", np.full((1, 28, 28), 300, np.int64), [r"range\.npy", "0-255"]),
+    "npy-complex": ("complex.npy", np.zeros((1, 28, 28), np.complex64), [r"complex\.npy", "complex64"]),
 }
 
 
@@ -135,10 +133,8 @@ def broken_file(tmp_path, name, content):
 
 
 @pytest.mark.parametrize("case", list(BROKEN))
-def test_a_broken_file_among_good_ones_is_named(predict, digit, tmp_path, request, case):
-    name, content, culprits, wiring = BROKEN[case]
-    if wiring:
-        request.applymarker(pytest.mark.xfail(strict=False, reason=WIRING))
+def test_a_broken_file_among_good_ones_is_named(predict, digit, tmp_path, case):
+    name, content, culprits = BROKEN[case]
     good = tmp_path / "good.png"
     good.write_bytes(png_bytes(Image.fromarray(digit[0])))
     bad = broken_file(tmp_path, name, content)
