@@ -51,7 +51,7 @@ FLAG_CASES = {
     "learning-rate-negative": (("--learning-rate", "-0.1"), "learning.rate", VALIDATION),
     "epochs-zero": (("--epochs", "0"), "epochs", ""),
     "batch-size-zero": (("--batch-size", "0"), "batch.size", ""),
-    "train-samples-negative": (("--train-samples", "-5"), "train.samples", VALIDATION),
+    "train-samples-negative": (("--train-samples", "-5"), "train.samples", ""),
     "weight-decay-nan": (("--weight-decay", "nan"), "weight.decay", VALIDATION),
 }
 
