@@ -142,3 +142,16 @@ def test_npy_files_are_read_without_pickle_and_their_header_checked(tmp_path):
     (tmp_path / "text.npy").write_text("not numpy")
     with pytest.raises(DataError, match=r"text\.npy: not a readable \.npy"):
         read_array_file(tmp_path / "text.npy")
+    np.save(tmp_path / "empty.npy", np.zeros((0, 28, 28), np.float32))
+    assert read_array_file(tmp_path / "empty.npy").shape == (0, 28, 28)
+
+
+def test_npy_files_have_their_own_budget(tmp_path, monkeypatch):
+    np.save(tmp_path / "batch.npy", np.zeros((3, 28, 28), np.float32))
+    monkeypatch.setenv("MLPIPES_MAX_IMAGE_BYTES", "100")  # the image budget does not apply to arrays
+    assert read_array_file(tmp_path / "batch.npy").shape == (3, 28, 28)
+    monkeypatch.setenv("MLPIPES_MAX_ARRAY_BYTES", "1000")
+    with pytest.raises(DataError, match=r"batch\.npy: file size in bytes 9,536 .*\$MLPIPES_MAX_ARRAY_BYTES"):
+        read_array_file(tmp_path / "batch.npy")
+    with pytest.raises(DataError, match=r"gone\.npy: no such file"):
+        read_array_file(tmp_path / "gone.npy")

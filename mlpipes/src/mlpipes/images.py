@@ -6,13 +6,14 @@ file's mode, the result is what a person sees: transparency is composited over a
 that keeps the ink visible, 16-bit and float images are scaled to 0–255 (not clipped to white),
 CMYK and palettes go through RGB. Every failure is one :class:`DataError` line naming the file.
 
-Budgets (raise them through the environment): ``MLPIPES_MAX_IMAGE_PIXELS`` (default 4096×4096)
-and ``MLPIPES_MAX_IMAGE_BYTES`` (default 64 MiB).
+Budgets (raise them through the environment): ``MLPIPES_MAX_IMAGE_PIXELS`` (default 4096×4096),
+``MLPIPES_MAX_IMAGE_BYTES`` (default 64 MiB) and, for ``.npy`` arrays, ``MLPIPES_MAX_ARRAY_BYTES`` (1 GiB).
 """
 
 from __future__ import annotations
 
 import io
+import math
 import os
 import warnings
 from pathlib import Path
@@ -27,6 +28,8 @@ PIXELS_ENV = "MLPIPES_MAX_IMAGE_PIXELS"
 BYTES_ENV = "MLPIPES_MAX_IMAGE_BYTES"
 DEFAULT_PIXELS = 4096 * 4096
 DEFAULT_BYTES = 64 << 20
+ARRAY_BYTES_ENV = "MLPIPES_MAX_ARRAY_BYTES"
+DEFAULT_ARRAY_BYTES = 1 << 30  # .npy data is not compressed: the budget only bounds memory
 FORMATS = ("PNG", "JPEG", "BMP", "GIF", "TIFF", "WEBP", "PPM")
 LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # ITU-R 601-2, as Pillow's convert("L")
 
@@ -134,27 +137,40 @@ def read_image_file(
 
 
 def read_array_file(path: str | os.PathLike, *, max_bytes: int | None = None) -> np.ndarray:
-    """A ``.npy`` file → its array: never unpickled, its header checked before the data is read."""
+    """A ``.npy`` file → its array: never unpickled; its header (dtype × shape) must match the file's
+    size before anything is allocated. Budget: ``MLPIPES_MAX_ARRAY_BYTES`` (default 1 GiB)."""
     path = Path(path)
-    byte_limit = max_bytes or budget(BYTES_ENV, DEFAULT_BYTES)
-    data = _read_bounded(path, byte_limit)
     name = shown(path)
-    stream = io.BytesIO(data)
+    byte_limit = max_bytes or budget(ARRAY_BYTES_ENV, DEFAULT_ARRAY_BYTES)
     try:
-        version = np.lib.format.read_magic(stream)
-        read_header = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
-        if version not in read_header:
-            raise ValueError(f"format version {version}")
-        shape, fortran, dtype = read_header[version](stream)
-    except Exception as e:
-        raise DataError(f"{name}: not a readable .npy array file ({type(e).__name__}: {shown(e, 120)})") from None
-    if dtype.hasobject:
-        raise DataError(f"{name}: holds Python objects (pickle), which are never loaded; save a numeric array")
-    expected, held = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize, len(data) - stream.tell()
-    if expected != held:
-        raise DataError(f"{name}: its header promises {expected:,} bytes ({dtype} {shape}), the file holds {held:,}")
-    array = np.frombuffer(data, dtype, offset=stream.tell())
-    return array.reshape(shape[::-1]).T.copy() if fortran else array.reshape(shape).copy()
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            if size > byte_limit:
+                raise over_budget(name, "file size in bytes", size, byte_limit, ARRAY_BYTES_ENV)
+            try:
+                version = np.lib.format.read_magic(f)
+                read_header = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+                if version not in read_header:
+                    raise ValueError(f"format version {version}")
+                shape, fortran, dtype = read_header[version](f)
+            except Exception as e:
+                raise DataError(f"{name}: not a readable .npy array ({type(e).__name__}: {shown(e, 120)})") from None
+            if dtype.hasobject:
+                raise DataError(f"{name}: holds Python objects (pickle), which are never loaded; save a numeric array")
+            count = math.prod(shape)
+            expected, held = count * dtype.itemsize, size - f.tell()
+            if expected != held:
+                raise DataError(
+                    f"{name}: its header promises {expected:,} bytes ({dtype} {shape}), the file holds {held:,}"
+                )
+            array = np.fromfile(f, dtype, count) if count else np.empty(0, dtype)
+    except IsADirectoryError:
+        raise DataError(f"{name}: is a folder, not a file") from None
+    except FileNotFoundError:
+        raise DataError(f"{name}: no such file") from None
+    except OSError as e:
+        raise DataError(f"{name}: cannot be read ({e.strerror or type(e).__name__})") from None
+    return array.reshape(shape[::-1]).T if fortran else array.reshape(shape)
 
 
 def _read_bounded(path: Path, limit: int) -> bytes:
