@@ -8,6 +8,8 @@ hostile files are refused in one line naming the file.
 from __future__ import annotations
 
 import json
+import struct
+import zlib
 
 import numpy as np
 import pytest
@@ -102,6 +104,7 @@ def test_an_empty_batch_predicts_nothing(predict, tmp_path):
 BROKEN = {
     # id: (file name, bytes or array, culprits)
     "zero-bytes": ("zero.png", b"", [r"zero\.png"]),
+    "zero-by-zero-png": ("empty.png", "0x0", [r"empty\.png"]),
     "truncated-png": ("cut.png", "truncated", [r"cut\.png"]),
     "text-as-png": ("text.png", b"hello, I am not an image", [r"text\.png"]),
     "pixel-bomb": ("bomb.png", "bomb", [r"bomb\.png", "MLPIPES_MAX_IMAGE_PIXELS"]),
@@ -120,6 +123,13 @@ def broken_file(tmp_path, name, content):
         np.save(path, content)
     elif content == "truncated":
         path.write_bytes(png_bytes(Image.fromarray(np.arange(784, dtype=np.uint8).reshape(28, 28)))[:-40])
+    elif content == "0x0":
+
+        def chunk(kind: bytes, data: bytes) -> bytes:
+            return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+        header = chunk(b"IHDR", struct.pack(">IIBBBBB", 0, 0, 8, 0, 0, 0, 0))
+        path.write_bytes(b"\x89PNG\r\n\x1a\n" + header + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b""))
     elif content == "bomb":
         path.write_bytes(png_bytes(Image.new("1", (8000, 8000))))
     elif content == "pickle":
@@ -156,3 +166,10 @@ def test_a_bad_option_value_is_one_line(predict, digit, tmp_path):
     good.write_bytes(png_bytes(Image.fromarray(digit[0])))
     result, before = predict(good, extra=("--backend", "tensorflow"))
     assert_refused(result, "tensorflow", before=before, home=tmp_path / "home")
+
+
+def test_the_letter_pipeline_reads_predict_files_the_same_safe_way(cli, home, tmp_path):
+    bomb = broken_file(tmp_path, "bomb.png", "bomb")
+    before = snapshot(home)
+    result = cli("ascii-letter", "predict", bomb, "--weights", "pretrained")
+    assert_refused(result, r"bomb\.png", "MLPIPES_MAX_IMAGE_PIXELS", before=before, home=home)
