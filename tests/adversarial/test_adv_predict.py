@@ -160,7 +160,6 @@ def test_missing_files_and_folders_are_named(predict, tmp_path):
     assert_refused(result, str(tmp_path.name), before=before, home=tmp_path / "home")
 
 
-@pytest.mark.xfail(strict=False, reason="lands with branch config-cli (choices refused in one line)")
 def test_a_bad_option_value_is_one_line(predict, digit, tmp_path):
     good = tmp_path / "good.png"
     good.write_bytes(png_bytes(Image.fromarray(digit[0])))
