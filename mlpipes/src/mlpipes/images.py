@@ -31,7 +31,6 @@ DEFAULT_BYTES = 64 << 20
 ARRAY_BYTES_ENV = "MLPIPES_MAX_ARRAY_BYTES"
 DEFAULT_ARRAY_BYTES = 1 << 30  # .npy data is not compressed: the budget only bounds memory
 FORMATS = ("PNG", "JPEG", "BMP", "GIF", "TIFF", "WEBP", "PPM")
-LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # ITU-R 601-2, as Pillow's convert("L")
 
 
 def max_pixels() -> int:
@@ -99,7 +98,8 @@ def to_gray(image: Any, name: str) -> np.ndarray:
             raise DataError(f"{name}: float image with values in [{low:.3g}, {high:.3g}]; expected 0-1 or 0-255")
         return _scaled(values * 255 if high <= 1 else values)
     if mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info:
-        return _composite(np.asarray(image.convert("RGBA")))
+        rgba = image.convert("RGBA")
+        return _composite(np.asarray(rgba.convert("L"), np.float32), np.asarray(rgba.getchannel("A"), np.float32))
     if mode in ("L", "1", "RGB", "P", "CMYK", "YCbCr", "HSV"):
         return np.asarray(image.convert("L") if mode in ("L", "1", "RGB", "P") else image.convert("RGB").convert("L"))
     raise DataError(f"{name}: image mode {mode} is not supported; save it as 8-bit grayscale or RGB PNG")
@@ -109,7 +109,7 @@ def _scaled(values: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(values), 0, 255).astype(np.uint8)
 
 
-def _composite(rgba: np.ndarray) -> np.ndarray:
+def _composite(luma: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     """Flatten transparency over the background that contrasts with the ink.
 
     Drawings are often ink on a transparent canvas: black ink over black would vanish, white
@@ -117,8 +117,7 @@ def _composite(rgba: np.ndarray) -> np.ndarray:
     picks the background: white behind dark ink, black behind light ink. The pipeline's
     preprocessing then turns dark-on-white into MNIST's white-on-black as it does for scans.
     """
-    alpha = rgba[..., 3].astype(np.float32) / 255
-    luma = rgba[..., :3].astype(np.float32) @ LUMA
+    alpha = alpha / 255
     weight = float(alpha.sum())
     if weight == 0:
         return np.zeros(alpha.shape, np.uint8)  # fully transparent: nothing drawn
