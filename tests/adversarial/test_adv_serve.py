@@ -20,6 +20,7 @@ import pytest
 from adversarial_helpers import tiny_onnx
 
 pytest.importorskip("onnxruntime")
+pytest.importorskip("onnx")
 SECRET = b"not for the web"
 
 
