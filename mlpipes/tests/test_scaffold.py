@@ -33,7 +33,7 @@ def test_names_that_are_not_identifiers_are_refused(tmp_path, folder):
     assert not (tmp_path / folder).exists()
 
 
-@pytest.mark.parametrize("folder", ["json", "mlpipes", "mnist"])
+@pytest.mark.parametrize("folder", ["json", "mlpipes", "pytest"])
 def test_names_of_importable_modules_are_refused(tmp_path, folder):
     with pytest.raises(ConfigError, match="already importable"):
         new(str(tmp_path / folder))
@@ -70,7 +70,7 @@ def test_parents_that_cannot_be_used_are_refused(tmp_path, parent, message):
 
 
 def test_a_parent_without_bundled_feature_weights_is_refused(tmp_path, monkeypatch):
-    from mnist import MnistConfig
+    MnistConfig = pytest.importorskip("mnist").MnistConfig
 
     monkeypatch.setattr(MnistConfig, "bundled_weights", tmp_path / "nothing")
     with pytest.raises(ConfigError, match="no bundled weights"):
@@ -78,6 +78,7 @@ def test_a_parent_without_bundled_feature_weights_is_refused(tmp_path, monkeypat
 
 
 def test_the_parent_config_is_found_among_the_public_names():
+    pytest.importorskip("ascii_letter")
     parent = find_parent("ascii_letter")
     assert (parent.config.__name__, parent.distribution, parent.kind) == (
         "AsciiLetterConfig", "ascii-letter-pipeline", "images",
@@ -95,12 +96,14 @@ def test_every_template_value_is_filled():
 def _child_values() -> dict[str, str]:
     from mlpipes.scaffold import parent_values
 
+    pytest.importorskip("mnist")  # the repository's parent pipeline
     return parent_values(find_parent("mnist"))
 
 
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """A standalone package and a child of mnist, generated once for the tests below."""
+    pytest.importorskip("mnist")  # the repository's parent pipeline
     root = tmp_path_factory.mktemp("generated")
     new(str(root / "toy-blobs"))
     new(str(root / "toy_shapes"), parent="mnist")
