@@ -351,7 +351,7 @@ class Registry:
         except FileExistsError:
             return False
         except OSError as e:
-            if e.errno == errno.EINVAL and "precondition" in str(e).lower().replace("-", ""):  # s3fs: 412 without a Condition
+            if e.errno == errno.EINVAL and "precondition" in str(e).lower().replace("-", ""):  # S3 412
                 return False
             raise
         self.fs.invalidate_cache(path)

@@ -278,9 +278,14 @@ def save_version(
         "dataset_sha256": dataset_sha256,
         "code_version": code_version,
         "parent": parent,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "created": _created(),
     }
     return _commit(target, manifest, payloads, force=force)
+
+
+def _created() -> str:
+    """The manifest's creation time (UTC, seconds); only the manifest carries it, never a weight file."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
 def add_file(
@@ -299,6 +304,16 @@ def add_file(
     source = Path(source_path)
     data = _read_file(source, "file to add")
     suffix = "".join(source.suffixes[-1:]) or ".bin"
+    try:
+        return _add_file(manifest_path, role, data, suffix, extra)
+    except OSError as e:
+        raise DataError(
+            f"{manifest_path}: cannot add '{role}' ({e.strerror or e}); the version is unchanged. Free disk space "
+            "or fix the folder's permissions (a bundled version is read-only: copy_version it first)"
+        ) from None
+
+
+def _add_file(manifest_path: Path, role: str, data: bytes, suffix: str, extra: dict[str, Any]) -> dict[str, Any]:
     with _version_lock(manifest_path):
         manifest = read_manifest(manifest_path)
         sha256 = sha256_bytes(data)
@@ -401,8 +416,14 @@ def _commit(
 ) -> Path:
     """Write ``payloads`` under their (content-addressed) names, then the manifest: its rename publishes."""
     if not locked:
-        with _version_lock(target):
-            return _commit(target, manifest, payloads, force=force, locked=True)
+        try:
+            with _version_lock(target):
+                return _commit(target, manifest, payloads, force=force, locked=True)
+        except OSError as e:
+            raise DataError(
+                f"{target}: cannot write version {manifest['version']} ({e.strerror or e}); the existing files are "
+                "unchanged. Free disk space or fix the folder's permissions, then retry"
+            ) from None
     folder = target.parent
     if previous is None and target.exists():
         try:
