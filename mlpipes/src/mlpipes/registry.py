@@ -311,15 +311,22 @@ class Registry:
             return action()
         except (FileNotFoundError, FileExistsError, UserError):
             raise
-        except PermissionError as e:
-            raise RegistryError(
-                f"{self.url}: access denied {doing} {self._shown(path)} ({_short(e)}); check the storage credentials"
-            ) from None
+        except OSError as e:
+            if e.errno == errno.EINVAL and "precondition" in str(e).lower().replace("-", ""):  # S3 412: it exists
+                raise FileExistsError(path) from None
+            raise self._failure(e, doing, path) from None
         except Exception as e:  # network stacks raise many types (botocore, aiohttp, asyncio timeouts)
-            raise RegistryError(
-                f"{self.url}: storage error {doing} {self._shown(path)} ({type(e).__name__}: {_short(e)}); "
-                "is the registry reachable (endpoint, network, bucket)?"
-            ) from None
+            raise self._failure(e, doing, path) from None
+
+    def _failure(self, e: Exception, doing: str, path: str) -> RegistryError:
+        if isinstance(e, PermissionError):
+            return RegistryError(
+                f"{self.url}: access denied {doing} {self._shown(path)} ({_short(e)}); check the storage credentials"
+            )
+        return RegistryError(
+            f"{self.url}: storage error {doing} {self._shown(path)} ({type(e).__name__}: {_short(e)}); "
+            "is the registry reachable (endpoint, network, bucket)?"
+        )
 
     def _shown(self, path: str) -> str:
         return self.where(path[len(self.root) :].lstrip("/")) if path.startswith(self.root) else path
@@ -350,10 +357,6 @@ class Registry:
                 self._put(path, data)
         except FileExistsError:
             return False
-        except OSError as e:
-            if e.errno == errno.EINVAL and "precondition" in str(e).lower().replace("-", ""):  # S3 412
-                return False
-            raise
         self.fs.invalidate_cache(path)
         return self._cat(path) == data
 
