@@ -11,7 +11,7 @@ Layout (one flat folder holds many versions; bundled package folders look the sa
     <dir>/<name>-<version>.json                          the manifest: the version's single commit point
     <dir>/<name>-<role>-<version>.<sha16>.safetensors     weights, named by (a prefix of) their sha256
     <dir>/<name>-<role>-<version>.<sha16>.onnx            files added later (:func:`add_file`), same rule
-    <dir>/.<name>-<version>.lock                          flock held while the version is written
+    <dir>/.weights.lock                                   flock held while a version in <dir> is written
 
 How a version is published (one mechanism for :func:`save_version`, :func:`add_file` and
 :func:`copy_version`): under the version's lock, every file is written to a temporary name,
@@ -46,6 +46,7 @@ from mlpipes.errors import DataError, IntegrityError, UserError
 from mlpipes.safety import redact_config, safe_name
 
 FORMAT = "mlpipes.weights/1"
+LOCK = ".weights.lock"
 SHA_PREFIX = 16  # hex digits of the sha256 in a file name: 64 bits, ample for names within one version
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _REQUIRED = {"format": str, "name": str, "version": str, "files": dict}
@@ -394,9 +395,12 @@ def differences(before: dict[str, Any], after: dict[str, Any], manifest_file: st
 
 @contextlib.contextmanager
 def _version_lock(target: Path) -> Iterator[None]:
-    """An exclusive flock on ``.<manifest stem>.lock`` beside the manifest (released on exit or death)."""
+    """An exclusive flock on the folder's ``.weights.lock`` (released on exit, even by ``kill -9``).
+
+    The lock file stays: deleting a lock file others may have open would let two writers in.
+    """
     target.parent.mkdir(parents=True, exist_ok=True)
-    lock = target.parent / f".{target.stem}.lock"
+    lock = target.parent / LOCK
     fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
