@@ -26,6 +26,7 @@ or instance roles); a URL carrying credentials is refused, so none reach a manif
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import json
@@ -136,11 +137,11 @@ class Registry:
             if outcome == "unchanged":
                 damaged = {f: b for f, b in payloads.items() if self._size(self.path(name, version, f)) != len(b)}
                 if not damaged:
-                    self._update_index(name, version, sha256_bytes(data))
+                    self._refresh_index(name, version, sha256_bytes(data))
                     return Published("unchanged", self.where(name, version), (), 0, time.perf_counter() - started)
                 for file, body in damaged.items():
                     self._put_object(self.path(name, version, file), body, replace=True)
-                self._update_index(name, version, sha256_bytes(data))
+                self._refresh_index(name, version, sha256_bytes(data))
                 size = sum(len(b) for b in damaged.values())
                 return Published(
                     "repaired", self.where(name, version), tuple(damaged), size, time.perf_counter() - started
@@ -158,7 +159,7 @@ class Registry:
             if winner is None or self._compare(winner, data, manifest, name, version, force=False) != "unchanged":
                 raise RegistryError(f"{self.where(name, version)}: another deploy published this version meanwhile")
             status = "unchanged"
-        self._update_index(name, version, sha256_bytes(data))
+        self._refresh_index(name, version, sha256_bytes(data))
         size = sum(len(b) for b in payloads.values()) + len(data)
         return Published(status, self.where(name, version), (*payloads, mfile), size, time.perf_counter() - started)
 
@@ -255,6 +256,11 @@ class Registry:
         except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as e:
             raise IntegrityError(f"{self.where(pipeline, INDEX)}: not a registry index ({e})") from None
 
+    def _refresh_index(self, pipeline: str, version: str, manifest_sha256: str) -> None:
+        """:meth:`_update_index` after a commit: the index is a cache, so failing to write it fails nothing."""
+        with contextlib.suppress(UserError):
+            self._update_index(pipeline, version, manifest_sha256)
+
     def _update_index(self, pipeline: str, version: str, manifest_sha256: str) -> None:
         """Rebuild the index from the manifests (the truth) unless it already lists this exact version.
 
@@ -348,7 +354,7 @@ class Registry:
         """Write ``path`` only if no object is there (False if one is); read back to catch stores that ignore it."""
         try:
             if self.local:
-                _link_new(path, data)
+                self._write(lambda: _link_new(path, data), path)
             elif self.s3:
                 self._write(lambda: self.fs.pipe_file(path, data, mode="create"), path)
             else:
