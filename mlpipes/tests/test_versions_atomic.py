@@ -295,6 +295,8 @@ def test_publishing_survives_a_fault_at_every_step(tmp_path: Path, monkeypatch: 
         assert registry.pull(url, "toy", "1.0.0", refresh=True).read_bytes() == pulled
         assert next(v["version"] for v in registry.Registry(url).versions("toy")) == "1.0.0"
 
+    # The index write after the commit is best effort in publish; surface its faults here too.
+    monkeypatch.setattr(registry.Registry, "_refresh_index", registry.Registry._update_index)
     every_fault(lambda: registry.Registry(url).publish(new_version), check, monkeypatch, tmp_path / "registry")
     with pytest.raises(UserError, match="already published with different content"):
         registry.Registry(url).publish(replacement)
