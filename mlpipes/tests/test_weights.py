@@ -287,6 +287,11 @@ def test_copy_version_never_overwrites_a_different_local_version(tmp_path):
     assert local == tmp_path / "artifacts" / bundled.name
     assert load_state_dict(local, "head") and copy_version(bundled, tmp_path / "artifacts") == local  # idempotent
 
+    export = tmp_path / "model.onnx"
+    export.write_bytes(b"graph")
+    add_file(local, "onnx", export)  # exporting the copy does not make it another version
+    assert copy_version(bundled, tmp_path / "artifacts") == local and "onnx" in read_manifest(local)["files"]
+
     trained, _ = save(tmp_path / "trained", seed=1)
     before = snapshot(tmp_path / "artifacts")
     with pytest.raises(UserError, match="already exists with different content"):

@@ -127,10 +127,17 @@ class Records:
     def rows(self, split: str) -> int:
         return self._split(split)["rows"]
 
-    def load(self, split: str) -> dict[str, np.ndarray]:
-        """The whole split in memory as numpy arrays (images stay uint8)."""
-        parts = [self._read_shard(shard) for shard in self._split(split)["shards"]]
-        return {c: np.concatenate([p[c] for p in parts]) for c in self.index["schema"]}
+    def load(self, split: str, columns: list[str] | None = None, limit: int = 0) -> dict[str, np.ndarray]:
+        """The split's first ``limit`` rows (0: all) in memory as numpy arrays (images stay uint8)."""
+        parts, rows = [], 0
+        for shard in self._split(split)["shards"]:
+            if limit and rows >= limit:
+                break
+            parts.append(self._read_shard(shard))
+            rows += shard["rows"]
+        names = columns or list(self.index["schema"])
+        loaded = {c: np.concatenate([p[c] for p in parts]) for c in names}
+        return {c: a[:limit] for c, a in loaded.items()} if limit else loaded
 
     def stream(self, split: str, rank: int = 0, world_size: int = 1) -> Iterator[dict[str, np.ndarray]]:
         """Yield this rank's rows shard by shard; every rank gets exactly ``rows // world_size``.

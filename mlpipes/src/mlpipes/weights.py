@@ -337,14 +337,17 @@ def _add_file(manifest_path: Path, role: str, data: bytes, suffix: str, extra: d
 def copy_version(manifest_path: str | os.PathLike, directory: str | os.PathLike, *, force: bool = False) -> Path:
     """A copy of a version (e.g. the bundled one) in ``directory``, every file verified; return its manifest.
 
-    The source is never modified. An identical version already in ``directory`` is a no-op; a
-    different one under the same name and version is refused (never overwritten) unless ``force``.
+    The source is never modified. A version already in ``directory`` with the same content is
+    used as it is (also when it gained files since, e.g. its ONNX export); a different one under
+    the same name and version is refused (never overwritten) unless ``force``.
     """
     manifest_path = Path(manifest_path)
     manifest = read_manifest(manifest_path)
     target = manifest_path_for(directory, manifest)
     if target.resolve() == manifest_path.resolve():
         return manifest_path
+    if not force and target.exists() and _holds(read_manifest(target), manifest):
+        return target
     payloads, files = {}, {}
     for role, entry in manifest["files"].items():
         data = _read_file(manifest_path.parent / entry["file"], f"file '{role}' of {manifest_path.name}")
@@ -359,6 +362,20 @@ def copy_version(manifest_path: str | os.PathLike, directory: str | os.PathLike,
         payloads[file] = data
         files[role] = {**entry, "file": file}
     return _commit(target, {**manifest, "files": files}, payloads, force=force)
+
+
+def local_copy(manifest: str | os.PathLike, directory: str | os.PathLike) -> Path:
+    """:func:`copy_version` without ``force`` (the name the toolkit's commands use)."""
+    return copy_version(manifest, directory)
+
+
+def _holds(local: dict[str, Any], source: dict[str, Any]) -> bool:
+    """Whether ``local`` is ``source`` plus, at most, files added later (never other weights or fields)."""
+    a, b = _content(local), _content(source)
+    added = set(a["files"]) - set(b["files"])
+    same_files = all(a["files"].get(role) == entry for role, entry in b["files"].items())
+    weights_added = any(str(local["files"][r]["file"]).endswith(".safetensors") for r in added)
+    return same_files and not weights_added and {**a, "files": {}} == {**b, "files": {}}
 
 
 def manifest_path_for(directory: str | os.PathLike, manifest: dict[str, Any]) -> Path:
