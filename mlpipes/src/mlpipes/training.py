@@ -427,3 +427,4 @@ class Trainer:
         )
         print(f"run record: {run.dir}\nweights: {manifest}")
         return manifest
+
