@@ -324,3 +324,24 @@ def test_a_full_disk_is_a_one_line_error_and_the_old_version_survives(tmp_path, 
         save(tmp_path, seed=1, force=True)
     monkeypatch.undo()
     assert snapshot(tmp_path) == before and load_state_dict(path, "head")
+
+
+def test_bundled_package_folders_are_never_written(tmp_path):
+    package = tmp_path / "mypkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    built, _ = save(tmp_path / "build")
+    (package / "pretrained").mkdir()
+    for file in built.parent.glob("demo-*"):
+        (package / "pretrained" / file.name).write_bytes(file.read_bytes())
+    bundled = package / "pretrained" / built.name
+    before = snapshot(package / "pretrained")
+    export = tmp_path / "model.onnx"
+    export.write_bytes(b"graph")
+    with pytest.raises(UserError, match="bundled weights inside a package is never modified"):
+        add_file(bundled, "onnx", export)
+    with pytest.raises(UserError, match="bundled weights inside a package is never modified"):
+        save(package / "pretrained", seed=1, force=True)
+    assert snapshot(package / "pretrained") == before
+    local = copy_version(bundled, tmp_path / "artifacts")
+    assert add_file(local, "onnx", export)["sha256"] and snapshot(package / "pretrained") == before

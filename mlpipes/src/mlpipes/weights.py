@@ -315,6 +315,7 @@ def add_file(
 
 
 def _add_file(manifest_path: Path, role: str, data: bytes, suffix: str, extra: dict[str, Any]) -> dict[str, Any]:
+    refuse_package_folder(manifest_path.parent)
     with _version_lock(manifest_path):
         manifest = read_manifest(manifest_path)
         sha256 = sha256_bytes(data)
@@ -382,6 +383,15 @@ def manifest_path_for(directory: str | os.PathLike, manifest: dict[str, Any]) ->
     return manifest_path(directory, manifest["name"], manifest["version"])
 
 
+def refuse_package_folder(folder: Path) -> None:
+    """Bundled weights live in a package's folder (its parent has ``__init__.py``): they are never written."""
+    if (folder.parent / "__init__.py").exists():
+        raise UserError(
+            f"{folder}: a folder of bundled weights inside a package is never modified; copy the version into "
+            "the artifact directory first (copy_version), then export or save there"
+        )
+
+
 def _content(manifest: dict[str, Any]) -> dict[str, Any]:
     """What makes two manifests the same version: everything but ``created`` and file names."""
     files = {role: {k: v for k, v in e.items() if k != "file"} for role, e in manifest.get("files", {}).items()}
@@ -437,6 +447,7 @@ def _commit(
 ) -> Path:
     """Write ``payloads`` under their (content-addressed) names, then the manifest: its rename publishes."""
     if not locked:
+        refuse_package_folder(target.parent)
         try:
             with _version_lock(target):
                 return _commit(target, manifest, payloads, force=force, locked=True)
