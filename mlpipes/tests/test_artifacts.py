@@ -66,6 +66,7 @@ def test_a_run_being_trained_cannot_be_resumed_by_another_process(tmp_path):
         with pytest.raises(RunBusyError):
             RunRecord(tmp_path, name).acquire()  # a second holder in this process is refused too
     RunRecord(tmp_path, name).acquire().release()
+    assert RunRecord.resume(tmp_path).name == name
 
 
 CREATE_RUNS = """

@@ -147,6 +147,12 @@ class RunRecord:
             return None
         return run if run.dir.is_dir() else None
 
+    @classmethod
+    def resume(cls, root: str | os.PathLike) -> RunRecord | None:
+        """The latest run, locked for this process (:meth:`acquire`); None if there is none."""
+        run = cls.latest(root)
+        return run.acquire() if run is not None else None
+
     def acquire(self) -> RunRecord:
         """Lock this run for this process, or raise :class:`RunBusyError` naming the process holding it."""
         if self._lock_fd is not None:

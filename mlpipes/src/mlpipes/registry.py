@@ -51,6 +51,7 @@ from mlpipes.weights import check_entry, differences, manifest_filename, parse_m
 INDEX = "index.json"
 INDEX_FORMAT = "mlpipes.registry/1"
 # Stores where one PUT replaces an object atomically; elsewhere files go to a temporary name first.
+S3_TIMEOUTS = {"connect_timeout": 10, "read_timeout": 60, "retries": {"max_attempts": 3, "mode": "standard"}}
 _ATOMIC_PUT = {"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "memory"}
 
 
@@ -98,8 +99,15 @@ class Registry:
     def __init__(self, url: str, **storage_options: Any):
         self.url = check_url(url)
         target = self.url if is_url(self.url) else str(Path(self.url).expanduser().absolute())
+        if re.match(r"^s3a?://", self.url) and "config_kwargs" not in storage_options:
+            storage_options["config_kwargs"] = S3_TIMEOUTS  # an unreachable endpoint fails in seconds, not minutes
         # A fresh filesystem object: fsspec's instance cache would keep a stale endpoint or listing.
-        self.fs, self.root = fsspec.core.url_to_fs(target, skip_instance_cache=True, **storage_options)
+        try:
+            self.fs, self.root = fsspec.core.url_to_fs(target, skip_instance_cache=True, **storage_options)
+        except (ValueError, ImportError) as e:
+            raise ConfigError(
+                f"{self.url}: cannot open this registry ({_short(e)}); use a folder or s3://bucket/prefix"
+            ) from None
         self.root = self.root.rstrip("/")
         protocols = self.fs.protocol if isinstance(self.fs.protocol, tuple) else (self.fs.protocol,)
         self.local = isinstance(self.fs, LocalFileSystem)
