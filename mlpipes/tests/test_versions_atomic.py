@@ -398,6 +398,11 @@ def test_a_version_missing_from_the_index_is_still_listed(registry_url: str, tmp
     assert [v["version"] for v in registry.Registry(registry_url).versions("toy")] == ["1.0.0", "1.1.0"]
     reg.fs.pipe_file(reg.path("toy", "index.json"), b"{broken")
     assert [v["version"] for v in registry.Registry(registry_url).versions("toy")] == ["1.0.0", "1.1.0"]
+    reg.fs.pipe_file(reg.path("toy", "index.json"), b'{"versions": [{"version": "1.0.0"}, 3]}')
+    assert [v["version"] for v in registry.Registry(registry_url).versions("toy")] == ["1.0.0", "1.1.0"]
+    reg.fs.pipe_file(reg.path("toy", "1.1.0", "toy-1.1.0.json"), b"\xff not a manifest")
+    listed = registry.Registry(registry_url).versions("toy")
+    assert [v["version"] for v in listed] == ["1.0.0", "1.1.0"] and "not UTF-8" in listed[1]["damaged"]
 
 
 def test_force_removes_the_old_manifest_first(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

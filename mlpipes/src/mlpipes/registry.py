@@ -242,9 +242,7 @@ class Registry:
         """
         pipeline = _segment(pipeline, "pipeline")
         try:
-            listed = {
-                v["version"]: v for v in self._read_index(pipeline) or [] if isinstance(v, dict) and "version" in v
-            }
+            listed = {v["version"]: v for v in self._read_index(pipeline) or [] if _index_entry(v)}
         except IntegrityError:
             listed = {}
         folders = self._version_folders(pipeline)
@@ -301,7 +299,10 @@ class Registry:
         data = self._cat(self.path(pipeline, version, mfile))
         if data is None:
             return None  # files of an interrupted deploy: not a version
-        manifest = parse_manifest(data, self.where(pipeline, version, mfile))
+        try:
+            manifest = parse_manifest(data, self.where(pipeline, version, mfile))
+        except IntegrityError as e:  # one damaged version must not hide the others: listed, marked, never loaded
+            return {"version": version, "manifest": f"{version}/{mfile}", "files": {}, "metrics": {}, "damaged": str(e)}
         return {
             "version": version,
             "manifest": f"{version}/{mfile}",
@@ -474,6 +475,16 @@ def pull(url: str, pipeline: str, version: str, refresh: bool = False) -> Path:
 def _segment(value: Any, what: str) -> str:
     """A pipeline name or version, which becomes one path segment (:func:`mlpipes.safety.safe_name`)."""
     return safe_name(value, what)
+
+
+def _index_entry(entry: Any) -> bool:
+    """An index entry with the fields listing relies on (anything else is re-read from its manifest)."""
+    return (
+        isinstance(entry, dict)
+        and isinstance(entry.get("version"), str)
+        and isinstance(entry.get("files"), dict)
+        and isinstance(entry.get("metrics", {}), dict)
+    )
 
 
 def _is_safe(name: str) -> bool:
