@@ -42,6 +42,17 @@ time.sleep(60)
 """
 
 
+TRY_RUN = """
+import sys
+from mlpipes.artifacts import RunBusyError, RunRecord
+try:
+    RunRecord(sys.argv[1], sys.argv[2]).acquire()
+except RunBusyError as e:
+    print(e)
+    sys.exit(1)
+"""
+
+
 def test_a_run_being_trained_cannot_be_resumed_by_another_process(tmp_path):
     import signal
     import subprocess
@@ -63,10 +74,13 @@ def test_a_run_being_trained_cannot_be_resumed_by_another_process(tmp_path):
         trainer.wait()
     with RunRecord.latest(tmp_path) as resumed:  # the lock died with its process
         assert resumed.name == name
-        with pytest.raises(RunBusyError):
-            RunRecord(tmp_path, name).acquire()  # a second holder in this process is refused too
-    RunRecord(tmp_path, name).acquire().release()
-    assert RunRecord.resume(tmp_path).name == name
+        again = RunRecord.resume(tmp_path)  # re-entrant in one process (a resume after an in-process failure)
+        assert again.name == name
+        other = subprocess.run([sys.executable, "-c", TRY_RUN, str(tmp_path), name], capture_output=True, text=True)
+        assert other.returncode == 1 and f"being trained by process {os.getpid()}" in other.stdout
+        again.release()
+        assert subprocess.run([sys.executable, "-c", TRY_RUN, str(tmp_path), name]).returncode == 1  # still held
+    assert subprocess.run([sys.executable, "-c", TRY_RUN, str(tmp_path), name]).returncode == 0  # all released
 
 
 CREATE_RUNS = """

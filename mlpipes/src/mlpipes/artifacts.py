@@ -88,6 +88,9 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+_HELD: dict[str, list[int]] = {}  # lock file -> [fd, holders] of the runs this process has locked
+
+
 class RunBusyError(UserError):
     """Another live process holds the run's lock."""
 
@@ -154,10 +157,19 @@ class RunRecord:
         return run.acquire() if run is not None else None
 
     def acquire(self) -> RunRecord:
-        """Lock this run for this process, or raise :class:`RunBusyError` naming the process holding it."""
+        """Lock this run for this process, or raise :class:`RunBusyError` naming the process holding it.
+
+        Re-entrant within one process (a resume after an in-process failure must not lock itself
+        out); the flock is released when the last holder releases it or the process exits.
+        """
         if self._lock_fd is not None:
             return self
         path = self.dir / self.LOCK
+        key = str(path.absolute())
+        if key in _HELD:
+            _HELD[key][1] += 1
+            self._lock_fd = _HELD[key][0]
+            return self
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -169,13 +181,21 @@ class RunRecord:
             ) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        _HELD[key] = [fd, 1]
         self._lock_fd = fd
         return self
 
     def release(self) -> None:
-        if self._lock_fd is not None:
-            os.close(self._lock_fd)  # closing releases the flock
-            self._lock_fd = None
+        if self._lock_fd is None:
+            return
+        key = str((self.dir / self.LOCK).absolute())
+        self._lock_fd = None
+        held = _HELD.get(key)
+        if held is not None:
+            held[1] -= 1
+            if held[1] == 0:
+                del _HELD[key]
+                os.close(held[0])  # closing releases the flock
 
     def __enter__(self) -> RunRecord:
         return self.acquire()
