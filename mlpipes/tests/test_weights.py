@@ -284,7 +284,7 @@ def test_copy_version_never_overwrites_a_different_local_version(tmp_path):
     bundled, _ = save(tmp_path / "package", seed=0)
     package = snapshot(bundled.parent)
     local = copy_version(bundled, tmp_path / "artifacts")
-    assert local == tmp_path / "artifacts" / bundled.name
+    assert local == tmp_path / "artifacts" / bundled.name and local.read_bytes() == bundled.read_bytes()
     assert load_state_dict(local, "head") and copy_version(bundled, tmp_path / "artifacts") == local  # idempotent
 
     export = tmp_path / "model.onnx"

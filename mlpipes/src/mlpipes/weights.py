@@ -338,7 +338,8 @@ def _add_file(manifest_path: Path, role: str, data: bytes, suffix: str, extra: d
 def copy_version(manifest_path: str | os.PathLike, directory: str | os.PathLike, *, force: bool = False) -> Path:
     """A copy of a version (e.g. the bundled one) in ``directory``, every file verified; return its manifest.
 
-    The source is never modified. A version already in ``directory`` with the same content is
+    The copy keeps the source's file names, so its manifest is byte-identical (a deploy of either
+    is the same version). The source is never modified. A version already in ``directory`` with the same content is
     used as it is (also when it gained files since, e.g. its ONNX export); a different one under
     the same name and version is refused (never overwritten) unless ``force``.
     """
@@ -358,8 +359,10 @@ def copy_version(manifest_path: str | os.PathLike, directory: str | os.PathLike,
                 f"{manifest_path.parent / entry['file']}: sha256 {got} does not match {manifest_path.name} "
                 f"({entry['sha256']}); not copying a corrupted version"
             )
-        suffix = Path(entry["file"]).suffix or ".bin"
-        file = weights_filename(manifest["name"], role, manifest["version"], got, suffix)
+        file = entry["file"]
+        if force:  # replacing a version: new files get names no file of the old one can have
+            suffix = Path(file).suffix or ".bin"
+            file = weights_filename(manifest["name"], role, manifest["version"], got, suffix)
         payloads[file] = data
         files[role] = {**entry, "file": file}
     return _commit(target, {**manifest, "files": files}, payloads, force=force)
