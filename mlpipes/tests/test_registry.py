@@ -293,3 +293,14 @@ def test_names_and_versions_cannot_escape_the_registry(tmp_path: Path) -> None:
     with pytest.raises(UserError, match=r"name '\.\./toy' is not a safe name"):
         registry.Registry(url).publish(manifest)
     assert not (tmp_path / "registry").exists()
+
+
+def test_a_manifest_carrying_credentials_is_never_published(tmp_path: Path) -> None:
+    manifest = make_version(tmp_path / "weights")
+    content = json.loads(manifest.read_text())
+    content["config"]["registry"] = "s3://AKIA:SeCrEt@bucket/m"  # written by an older version of the code
+    manifest.write_text(json.dumps(content, indent=2))
+    with pytest.raises(UserError, match="contains a URL with credentials") as refused:
+        registry.Registry(str(tmp_path / "registry")).publish(manifest)
+    assert "SeCrEt" not in str(refused.value)
+    assert not (tmp_path / "registry").exists()

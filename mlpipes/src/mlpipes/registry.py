@@ -45,7 +45,7 @@ from fsspec.implementations.local import LocalFileSystem
 from mlpipes.artifacts import atomic_write, sha256_bytes, sha256_file
 from mlpipes.errors import ConfigError, DataError, IntegrityError, UserError
 from mlpipes.records import CACHE_ENV
-from mlpipes.safety import has_credentials, redact_text, safe_name
+from mlpipes.safety import has_credentials, redact_config, redact_text, safe_name
 from mlpipes.weights import check_entry, differences, manifest_filename, parse_manifest, version_key
 
 INDEX = "index.json"
@@ -135,6 +135,11 @@ class Registry:
         manifest_path = Path(manifest_path)
         data, manifest = _read_local_manifest(manifest_path)
         name, version = _segment(manifest["name"], "name"), _segment(manifest["version"], "version")
+        if redact_config(manifest) != manifest:
+            raise UserError(
+                f"{manifest_path}: the manifest contains a URL with credentials; refusing to publish a secret. "
+                "Save the version again (save_version strips them) or remove them from the manifest"
+            )
         payloads = _local_payloads(manifest_path, manifest)
         mfile = manifest_filename(name, version)
         remote_manifest = self.path(name, version, mfile)
