@@ -81,8 +81,9 @@ def config(tmp_path: Path) -> ToyConfig:
     )  # fmt: skip
 
 
-def test_a_run_writes_its_record_and_a_calibrated_version(config: ToyConfig) -> None:
-    manifest_path = train(config)
+@pytest.mark.parametrize("stream", [False, True], ids=["in-memory", "streamed"])
+def test_a_run_writes_its_record_and_a_calibrated_version(config: ToyConfig, stream: bool) -> None:
+    manifest_path = train(config.replace(stream=stream))
     (run,) = [p for p in (Path(config.artifact_dir) / "runs").iterdir() if p.is_dir()]
     history = json.loads((run / "history.json").read_text())
     assert [h["epoch"] for h in history] == [1, 2, 3] and history[-1]["val_accuracy"] > 0.8
@@ -94,8 +95,12 @@ def test_a_run_writes_its_record_and_a_calibrated_version(config: ToyConfig) -> 
         assert (run / name).stat().st_size > 0
 
 
+@pytest.mark.parametrize("stream", [False, True], ids=["in-memory", "streamed"])
 @pytest.mark.parametrize("crash_at", [6, 13, 24])  # mid-epoch after a checkpoint, just after one, at an epoch's end
-def test_resume_after_a_crash_continues_from_the_exact_step(config: ToyConfig, tmp_path: Path, crash_at: int) -> None:
+def test_resume_after_a_crash_continues_from_the_exact_step(
+    config: ToyConfig, tmp_path: Path, crash_at: int, stream: bool
+) -> None:
+    config = config.replace(stream=stream)
     reference = train(config.replace(artifact_dir=str(tmp_path / "straight")))
     with pytest.raises(Crash):
         train(config, crash_at=crash_at)

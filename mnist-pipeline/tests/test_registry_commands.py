@@ -67,7 +67,7 @@ def test_deploy_refuses_changed_content_and_needs_trained_weights(
 ) -> None:
     registry = str(tmp_path / "registry")
     assert mnist("deploy", "--registry", registry) == 1
-    assert "no trained weights" in capsys.readouterr().err
+    assert "no trained mnist weights" in capsys.readouterr().err
     assert mnist("deploy", "--weights", "pretrained", "--registry", registry) == 0
     retrained = save_copy(tmp_path / "retrained", "1.0.0", scale=0.5)
     assert mnist("deploy", "--weights", str(retrained), "--registry", registry) == 1

@@ -61,15 +61,10 @@ def load_classifier(config: PipelineConfig, weights: str = "") -> Any:
 
 
 def read_npy(path: Path, config: PipelineConfig) -> Any:
-    """A ``.npy`` array (never pickled objects): the default way a pipeline reads predict's input files."""
-    import numpy as np
+    """A ``.npy`` array (never pickled objects, size-checked): the default way to read predict's input files."""
+    from mlpipes.images import read_array_file
 
-    if path.suffix.lower() != ".npy":
-        raise DataError(f"{path}: expected a .npy file")
-    try:
-        return np.load(path, allow_pickle=False)
-    except ValueError as e:
-        raise DataError(f"{path}: not a plain numpy array ({e})") from None
+    return read_array_file(path)
 
 
 # ---- the standard commands -------------------------------------------------------------------
@@ -95,15 +90,20 @@ def predict(
     """Classify input files: the most likely label and its (calibrated) probability for each example."""
     from mlpipes.pipeline import hook
 
-    model = onnx_classifier(config, weights) if backend == "onnx" else load_classifier(config, weights)
     read_input = hook(config, "read_input")
-    results = []
-    for name in files:
+    inputs = []
+    for name in files:  # every file read (and refused, naming it) before any model is loaded
         try:
-            probabilities = model.predict(read_input(Path(name), config))
+            inputs.append((name, read_input(Path(name), config)))
         except UserError as e:
-            message = str(e)
-            raise type(e)(message if name in message else f"{name}: {message}") from None
+            raise type(e)(str(e) if name in str(e) else f"{name}: {e}") from None
+    model = onnx_classifier(config, weights) if backend == "onnx" else load_classifier(config, weights)
+    results = []
+    for name, array in inputs:
+        try:
+            probabilities = model.predict(array)
+        except UserError as e:
+            raise type(e)(f"{name}: {e}") from None
         for i, p in enumerate(probabilities):
             best = int(p.argmax())
             entry = {"file": name, "label": model.labels[best], "probability": float(p[best])}

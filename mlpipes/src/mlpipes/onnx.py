@@ -210,8 +210,23 @@ class OnnxClassifier:
             raise DataError(f"{self.path}: not a readable ONNX model ({type(e).__name__}: {str(e)[:200]})") from None
         raw = self.session.get_modelmeta().custom_metadata_map
         self.metadata = {k: _decode(v) for k, v in raw.items()}
-        self.labels = tuple(self.metadata.get("labels", ()))
-        self.temperature = float(self.metadata.get("temperature", 1.0))
+        labels = self.metadata.get("labels")
+        outputs = {o.name: o.shape for o in self.session.get_outputs()}
+        if OUTPUT not in outputs or len(self.session.get_inputs()) != 1:
+            raise DataError(f"{self.path}: not an mlpipes export (needs one input and an output '{OUTPUT}')")
+        if not isinstance(labels, list) or not labels or not all(isinstance(x, (str, int)) for x in labels):
+            raise DataError(f"{self.path}: its metadata has no list of labels; export it again with export-onnx")
+        width = outputs[OUTPUT][-1] if outputs[OUTPUT] else None
+        if isinstance(width, int) and width != len(labels):  # a symbolic width is checked by predict's output
+            raise DataError(
+                f"{self.path}: metadata lists {len(labels)} labels but the graph outputs {width} classes; "
+                "export it again with export-onnx"
+            )
+        temperature = self.metadata.get("temperature", 1.0)
+        if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not 0 < temperature < 1e6:
+            raise DataError(f"{self.path}: metadata temperature {str(temperature)[:40]} is not a positive number")
+        self.labels = tuple(labels)
+        self.temperature = float(temperature)
         self.input_name = self.session.get_inputs()[0].name
         self.preprocess = preprocess
 

@@ -427,4 +427,3 @@ class Trainer:
         )
         print(f"run record: {run.dir}\nweights: {manifest}")
         return manifest
-
