@@ -56,6 +56,7 @@ pretrained: venv
 	rm -rf build/pretrained
 	$(BIN)/mnist save-datasets --artifact-dir build/pretrained
 	$(BIN)/mnist train-model --config mnist-pipeline/src/mnist/configs/pretrained.yml --artifact-dir build/pretrained
+	rm -f mnist-pipeline/src/mnist/pretrained/mnist-*
 	cp build/pretrained/weights/mnist-* mnist-pipeline/src/mnist/pretrained/
 	$(MAKE) pretrained-letters
 
@@ -64,6 +65,7 @@ pretrained-letters: venv
 	rm -rf build/pretrained-letters
 	$(BIN)/ascii-letter save-datasets --artifact-dir build/pretrained-letters
 	$(BIN)/ascii-letter train-model --config ascii-letter-pipeline/src/ascii_letter/configs/pretrained.yml --artifact-dir build/pretrained-letters
+	rm -f ascii-letter-pipeline/src/ascii_letter/pretrained/ascii_letter-*
 	cp build/pretrained-letters/weights/ascii_letter-* ascii-letter-pipeline/src/ascii_letter/pretrained/
 
 ## bench: the benchmark suite (not part of test): BENCH_QUICK=1 for fewer repeats, ROW="name ..." for some rows

@@ -49,7 +49,7 @@ HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Cache-Control": "no-cache",
 }
-MODEL_NAME = re.compile(r"^[A-Za-z0-9_.-]+\.onnx$")
+MODEL_NAME = re.compile(r"^[A-Za-z0-9_.+-]+\.onnx$")
 
 
 log = logging.getLogger(__name__)
