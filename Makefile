@@ -31,7 +31,7 @@ demo: venv
 	$(BIN)/mnist evaluate --weights trained
 
 ## test: set up, then lint and run every test
-test: venv lint web
+test: venv lint web scaffold-check
 	$(BIN)/pytest
 
 lint: venv
