@@ -13,7 +13,7 @@ export MNIST_MIRROR := $(abspath ../shared/data/mnist)
 endif
 endif
 
-.PHONY: venv demo test lint pretrained pretrained-letters pretrained-breast-cancer bench clean web serve
+.PHONY: venv demo test lint pretrained pretrained-letters pretrained-breast-cancer bench clean web serve scaffold-check
 
 venv: $(VENV)/.installed
 
@@ -31,17 +31,32 @@ demo: venv
 	$(BIN)/mnist evaluate --weights trained
 
 ## test: set up, then lint and run every test
-test: venv lint web
+test: venv lint web scaffold-check
 	$(BIN)/pytest
 
 lint: venv
 	$(BIN)/ruff check .
+
+## scaffold-check: `mlpipes new` a standalone and a child (of mnist) package, install both, run their own tests
+SCAFFOLD := build/scaffold
+SCAFFOLDED := scaffold-demo-pipeline scaffold-child-pipeline
+scaffold-check: venv
+	$(BIN)/pip uninstall -y -q $(SCAFFOLDED) 2>/dev/null || true
+	rm -rf $(SCAFFOLD)
+	$(BIN)/mlpipes new $(SCAFFOLD)/scaffold-demo
+	$(BIN)/mlpipes new $(SCAFFOLD)/scaffold-child --parent mnist
+	$(PIP) --no-deps -e $(SCAFFOLD)/scaffold-demo -e $(SCAFFOLD)/scaffold-child
+	$(BIN)/ruff check -q $(SCAFFOLD)
+	status=0; for pkg in scaffold-demo scaffold-child; do \
+	  $(BIN)/pytest -q -p no:cacheprovider $(SCAFFOLD)/$$pkg/tests || status=1; \
+	done; $(BIN)/pip uninstall -y -q $(SCAFFOLDED); exit $$status
 
 ## pretrained: retrain the weights bundled in every pipeline package from its committed config
 pretrained: venv
 	rm -rf build/pretrained
 	$(BIN)/mnist save-datasets --artifact-dir build/pretrained
 	$(BIN)/mnist train-model --config mnist-pipeline/src/mnist/configs/pretrained.yml --artifact-dir build/pretrained
+	rm -f mnist-pipeline/src/mnist/pretrained/mnist-*
 	cp build/pretrained/weights/mnist-* mnist-pipeline/src/mnist/pretrained/
 	$(MAKE) pretrained-letters
 	$(MAKE) pretrained-breast-cancer
@@ -51,6 +66,7 @@ pretrained-letters: venv
 	rm -rf build/pretrained-letters
 	$(BIN)/ascii-letter save-datasets --artifact-dir build/pretrained-letters
 	$(BIN)/ascii-letter train-model --config ascii-letter-pipeline/src/ascii_letter/configs/pretrained.yml --artifact-dir build/pretrained-letters
+	rm -f ascii-letter-pipeline/src/ascii_letter/pretrained/ascii_letter-*
 	cp build/pretrained-letters/weights/ascii_letter-* ascii-letter-pipeline/src/ascii_letter/pretrained/
 
 ## pretrained-breast-cancer: retrain the breast-cancer weights (version 1.0.0, replacing the bundled ones) from their committed config

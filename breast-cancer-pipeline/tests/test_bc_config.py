@@ -10,6 +10,7 @@ import pytest
 
 import breast_cancer
 from breast_cancer import FEATURES, BreastCancerConfig
+from mlpipes.errors import ConfigError
 
 
 def test_labels_features_and_folders(tmp_path):
@@ -41,15 +42,27 @@ def test_help_lists_the_recipe_and_imports_nothing_heavy():
     assert result.stdout.split() == ["[]", "True"], result.stderr
 
 
-@pytest.mark.parametrize("flag", ["--hidden=0,8", "--hidden=", "--dropout=1", "--test-per-class=0"])
-def test_nonsense_settings_are_refused_in_one_line_before_anything_runs(flag, tmp_path, bc_cli, capsys):
+@pytest.mark.parametrize(
+    ("flag", "message"),
+    [
+        ("--hidden=0,8", "key 'hidden': must be > 0, got 0"),
+        ("--dropout=1", "key 'dropout': must be >= 0 and < 1, got 1.0"),
+        ("--test-per-class=0", "key 'test_per_class': must be > 0, got 0"),
+    ],
+)
+def test_nonsense_settings_are_refused_in_one_line_before_anything_runs(flag, message, tmp_path, bc_cli, capsys):
     assert bc_cli("train-model", flag, "--artifact-dir", tmp_path / "a") == 1
     err = capsys.readouterr().err
-    assert err.startswith("breast-cancer: error: need 'hidden' widths > 0") and err.count("\n") == 1
+    assert err == f"breast-cancer: error: {message}\n"
     assert not (tmp_path / "a").exists()
+
+
+def test_no_hidden_layer_is_logistic_regression():
+    model = breast_cancer.breast_cancer_classifier(BreastCancerConfig(hidden=()))
+    assert len(model.features) == 0 and model.head.in_features == 30
 
 
 def test_a_misspelt_key_gets_a_suggestion(tmp_path, capsys):
     (tmp_path / "my.yml").write_text("hiden: [8]\n")
-    with pytest.raises(Exception, match="did you mean 'hidden'"):
+    with pytest.raises(ConfigError, match="did you mean 'hidden'"):
         BreastCancerConfig.from_yaml(tmp_path / "my.yml")

@@ -48,7 +48,7 @@ def test_bundled_weights_reach_95_percent_on_the_test_split(bc_config):
 def test_tampered_weights_fail_closed(tmp_path):
     for file in MANIFEST.parent.iterdir():
         shutil.copy(file, tmp_path / file.name)
-    weights = tmp_path / "breast_cancer-classifier-1.0.0.safetensors"
+    weights = tmp_path / json.loads(MANIFEST.read_text())["files"]["classifier"]["file"]
     data = bytearray(weights.read_bytes())
     data[-1] ^= 1
     weights.write_bytes(bytes(data))

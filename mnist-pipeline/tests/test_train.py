@@ -101,8 +101,10 @@ def test_resume_with_nothing_to_resume_is_a_clear_error(tmp_path):
 @pytest.mark.parametrize(
     ("flag", "message"),
     [
-        ("--batch-size=0", "'batch_size': must be positive"),
-        ("--image-size=20", "at least 28 pixels"),
+        ("--batch-size=0", "'batch_size': must be > 0"),
+        ("--image-size=20", "'image_size': must be >= 28"),
+        ("--learning-rate=inf", "'learning_rate': must be finite"),
+        ("--learning-rate=0", "'learning_rate': must be > 0"),
         ("--model-version=/../../x", "not a safe name"),
     ],
 )

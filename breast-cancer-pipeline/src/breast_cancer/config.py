@@ -9,7 +9,6 @@ import dataclasses
 from pathlib import Path
 
 from mlpipes.config import param
-from mlpipes.errors import ConfigError
 from mlpipes.pipeline import PipelineConfig
 
 # scikit-learn measures ten things three ways ("mean radius", "radius error", "worst radius");
@@ -27,10 +26,10 @@ class BreastCancerConfig(PipelineConfig):
     read_input = "breast_cancer.preprocess:read_input"
     preprocess = "breast_cancer.preprocess:preprocess_rows"
 
-    test_per_class: int = param(57, "cases of each class held out (seeded) as the test split: 114 of 569, 20 %")
+    test_per_class: int = param(57, "cases of each class held out (seeded) as the test split: 114 of 569, 20 %", gt=0)
     validation_samples: int = param(91, "training cases held out (seeded) for validation and calibration: a fifth")
-    hidden: tuple[int, ...] = param((32, 16), "widths of the MLP's hidden layers")
-    dropout: float = param(0.1, "dropout after each hidden layer")
+    hidden: tuple[int, ...] = param((32, 16), "widths of the MLP's hidden layers (none: logistic regression)", gt=0)
+    dropout: float = param(0.1, "dropout after each hidden layer", ge=0, lt=1)
     epochs: int = param(40, "passes over the training set")
     batch_size: int = param(32, "cases per optimisation step, over all processes")
 
@@ -38,8 +37,3 @@ class BreastCancerConfig(PipelineConfig):
 
     def onnx_metadata(self) -> dict[str, object]:
         return {"features": list(FEATURES), "input_layout": "one row of the 30 features per case, raw units"}
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if not (self.hidden and min(self.hidden) > 0 and 0 <= self.dropout < 1 and self.test_per_class > 0):
-            raise ConfigError("need 'hidden' widths > 0, 0 <= 'dropout' < 1 and 'test_per_class' > 0")

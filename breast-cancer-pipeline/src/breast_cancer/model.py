@@ -47,7 +47,8 @@ def breast_cancer_classifier(
 ) -> TabularClassifier:
     """The classifier ``config`` describes; ``pretrained``: True (bundled), a registry URL or a manifest path."""
     config = config or BreastCancerConfig()
-    model = TabularClassifier(breast_cancer_features(config.hidden, config.dropout), config.hidden[-1], config.labels)
+    width = (len(FEATURES), *config.hidden)[-1]  # no hidden layers: logistic regression on the scaled features
+    model = TabularClassifier(breast_cancer_features(config.hidden, config.dropout), width, config.labels)
     if pretrained:  # every load verifies the file's sha256 against the manifest and fails closed
         manifest = locate(config, pretrained, version).manifest
         model.load_state_dict(load_state_dict(manifest, "classifier"))

@@ -61,15 +61,10 @@ def load_classifier(config: PipelineConfig, weights: str = "") -> Any:
 
 
 def read_npy(path: Path, config: PipelineConfig) -> Any:
-    """A ``.npy`` array (never pickled objects): the default way a pipeline reads predict's input files."""
-    import numpy as np
+    """A ``.npy`` array (never pickled objects, size-checked): the default way to read predict's input files."""
+    from mlpipes.images import read_array_file
 
-    if path.suffix.lower() != ".npy":
-        raise DataError(f"{path}: expected a .npy file")
-    try:
-        return np.load(path, allow_pickle=False)
-    except ValueError as e:
-        raise DataError(f"{path}: not a plain numpy array ({e})") from None
+    return read_array_file(path)
 
 
 # ---- the standard commands -------------------------------------------------------------------

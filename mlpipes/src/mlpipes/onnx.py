@@ -17,6 +17,7 @@ import contextlib
 import json
 import logging
 import os
+import tempfile
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -26,7 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from mlpipes.artifacts import atomic_path, sha256_bytes, sha256_file, write_json
+from mlpipes.artifacts import atomic_path, sha256_bytes, sha256_file
 from mlpipes.errors import DataError, IntegrityError, UserError
 
 FORMAT = "mlpipes.onnx/1"
@@ -209,8 +210,23 @@ class OnnxClassifier:
             raise DataError(f"{self.path}: not a readable ONNX model ({type(e).__name__}: {str(e)[:200]})") from None
         raw = self.session.get_modelmeta().custom_metadata_map
         self.metadata = {k: _decode(v) for k, v in raw.items()}
-        self.labels = tuple(self.metadata.get("labels", ()))
-        self.temperature = float(self.metadata.get("temperature", 1.0))
+        labels = self.metadata.get("labels")
+        outputs = {o.name: o.shape for o in self.session.get_outputs()}
+        if OUTPUT not in outputs or len(self.session.get_inputs()) != 1:
+            raise DataError(f"{self.path}: not an mlpipes export (needs one input and an output '{OUTPUT}')")
+        if not isinstance(labels, list) or not labels or not all(isinstance(x, (str, int)) for x in labels):
+            raise DataError(f"{self.path}: its metadata has no list of labels; export it again with export-onnx")
+        width = outputs[OUTPUT][-1] if outputs[OUTPUT] else None
+        if isinstance(width, int) and width != len(labels):  # a symbolic width is checked by predict's output
+            raise DataError(
+                f"{self.path}: metadata lists {len(labels)} labels but the graph outputs {width} classes; "
+                "export it again with export-onnx"
+            )
+        temperature = self.metadata.get("temperature", 1.0)
+        if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not 0 < temperature < 1e6:
+            raise DataError(f"{self.path}: metadata temperature {str(temperature)[:40]} is not a positive number")
+        self.labels = tuple(labels)
+        self.temperature = float(temperature)
         self.input_name = self.session.get_inputs()[0].name
         self.preprocess = preprocess
 
@@ -260,7 +276,10 @@ class OnnxClassifier:
 def file_entry(path: str | os.PathLike, **extra: Any) -> dict[str, Any]:
     """The manifest entry for an exported file: name, sha256, size, plus ``extra`` (e.g. parity)."""
     path = Path(path)
-    data = path.read_bytes()
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise DataError(f"{path}: cannot read the exported file ({e.strerror or e})") from None
     return {"file": path.name, "sha256": sha256_bytes(data), "bytes": len(data), **extra}
 
 
@@ -272,23 +291,25 @@ def export_version(
     metadata: dict[str, Any],
     atol: float = 1e-4,
 ) -> dict[str, Any]:
-    """Export the model of a saved weights version beside its manifest and record it there.
+    """Export the model of a saved weights version and add it to that version as ``files["onnx"]``.
 
-    Writes ``<name>-<version>.onnx`` next to the manifest, checks parity on ``examples`` (kept only
-    if it passes), then rewrites the manifest atomically with ``files["onnx"]`` (file, sha256,
-    bytes, opset, parity), so anything that publishes a version's files publishes the ONNX too.
-    Returns that entry.
+    The graph is written to a temporary file beside the manifest and checked for parity on
+    ``examples``; only then :func:`mlpipes.weights.add_file` stages it under a content-addressed
+    name and commits the updated manifest atomically. The weight files are never touched; the
+    same export again is a no-op; a different export replaces only the ``onnx`` file. Returns the
+    entry (file, sha256, bytes, opset, parity). The manifest's folder must be writable: copy a
+    bundled version into the artifact directory first (:func:`mlpipes.weights.copy_version`).
     """
-    from mlpipes.weights import read_manifest
+    from mlpipes.weights import add_file, read_manifest
 
     manifest_path = Path(manifest_path)
     manifest = read_manifest(manifest_path)
-    path = manifest_path.parent / f"{manifest['name']}-{manifest['version']}.onnx"
-    with atomic_path(path) as tmp:
-        export_onnx(model, tmp, example=examples, metadata=metadata)
-        parity = check_parity(model, tmp, examples, atol=atol)
-        entry = file_entry(tmp, opset=OPSET, parity=parity)
-    entry["file"] = path.name
-    manifest["files"]["onnx"] = entry
-    write_json(manifest_path, manifest)  # atomic: readers see the old manifest or the new one
-    return entry
+    prefix = f".{manifest['name']}-{manifest['version']}."
+    fd, scratch = tempfile.mkstemp(prefix=prefix, suffix=".export.onnx", dir=manifest_path.parent)
+    os.close(fd)
+    try:
+        export_onnx(model, scratch, example=examples, metadata=metadata)
+        parity = check_parity(model, scratch, examples, atol=atol)
+        return add_file(manifest_path, "onnx", scratch, opset=OPSET, parity=parity)
+    finally:
+        Path(scratch).unlink(missing_ok=True)

@@ -42,9 +42,11 @@ class PipelineConfig(Config):
 
     # data
     dataset_url: str = param("", "dataset records, any fsspec URL (default: <artifacts>/datasets/<pipeline>)")
-    train_samples: int = param(0, "training examples to use, validation included (the first N; 0: all)")
-    validation_samples: int = param(0, "training examples held out (seeded) for validation (0: use the test split)")
-    test_samples: int = param(0, "test examples to evaluate on (the first N of the split; 0: all)")
+    train_samples: int = param(0, "training examples to use, validation included (the first N; 0: all)", ge=0)
+    validation_samples: int = param(
+        0, "training examples held out (seeded) for validation (0: use the test split)", ge=0
+    )
+    test_samples: int = param(0, "test examples to evaluate on (the first N of the split; 0: all)", ge=0)
     stream: bool = param(False, "stream the records shard by shard instead of loading them into memory")
 
     # model
@@ -53,25 +55,21 @@ class PipelineConfig(Config):
     )
 
     # training
-    epochs: int = param(3, "passes over the training set")
+    epochs: int = param(3, "passes over the training set", gt=0)
     batch_size: int = param(
-        128, "examples per optimisation step, over all processes (torchrun: each takes batch_size / world size)"
+        128, "examples per optimisation step, over all processes (torchrun: each takes batch_size / world size)", gt=0
     )
-    learning_rate: float = param(0.01, "peak learning rate")
-    weight_decay: float = param(5e-4, "weight decay")
+    learning_rate: float = param(0.01, "peak learning rate", gt=0)
+    weight_decay: float = param(5e-4, "weight decay", ge=0)
     device: Literal["auto", "cpu", "cuda"] = param("auto", "where to train: auto picks cuda when available")
-    threads: int = param(0, "CPU threads for torch (0: all cores)")
+    threads: int = param(0, "CPU threads for torch (0: all cores)", ge=0)
     precision: Literal["fp32", "bf16"] = param("fp32", "bf16: autocast forward passes to bfloat16 (for CUDA GPUs)")
-    checkpoint_every: int = param(0, "also checkpoint every N steps inside an epoch (0: at the end of each epoch)")
+    checkpoint_every: int = param(
+        0, "also checkpoint every N steps inside an epoch (0: at the end of each epoch)", ge=0
+    )
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        for name in ("epochs", "batch_size"):
-            if getattr(self, name) <= 0:
-                raise ConfigError(f"key '{name}': must be positive, got {getattr(self, name)}")
-        for name in ("train_samples", "validation_samples", "test_samples", "threads", "checkpoint_every"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"key '{name}': must be 0 or more, got {getattr(self, name)}")
         if self.train_samples and self.validation_samples >= self.train_samples:
             raise ConfigError(
                 f"key 'validation_samples': {self.validation_samples} leaves no training data of {self.train_samples}"

@@ -46,7 +46,7 @@ from mlpipes.pipeline import PipelineConfig
 from mlpipes.records import Records
 from mlpipes.resolve import bundled
 from mlpipes.safety import redact_config
-from mlpipes.weights import save_version
+from mlpipes.weights import manifest_path, save_version
 
 Batch = dict[str, torch.Tensor]
 LossFn = Callable[[nn.Module, Batch], tuple[torch.Tensor, torch.Tensor]]
@@ -192,13 +192,16 @@ def code_version(config: PipelineConfig) -> str:
     return f"{package} {getattr(importlib.import_module(package), '__version__', '?')}"
 
 
-def open_run(config: PipelineConfig, resume: bool) -> tuple[RunRecord, PipelineConfig, dict[str, Any] | None]:
-    """A new run record, or the latest one with its saved config and checkpoint (rank 0's job).
+def open_run(
+    config: PipelineConfig, resume: bool, force: bool = False
+) -> tuple[RunRecord, PipelineConfig, dict[str, Any] | None]:
+    """A new run record, or the latest one (locked: no two processes train it) with its saved config
+    and checkpoint (rank 0's job).
 
     Everything that can be refused is checked first (records, settings against them, the batch
-    split), so a refused run leaves nothing behind.
+    split, the version to write), so a refused run leaves nothing behind.
     """
-    run = RunRecord.latest(config.runs_dir) if resume else None
+    run = RunRecord.resume(config.runs_dir) if resume else None
     if resume and (run is None or not run.path("checkpoint.pt").exists()):
         raise UserError(f"nothing to resume in {config.runs_dir}: no run with a checkpoint; train without --resume")
     if run is not None:
@@ -206,11 +209,18 @@ def open_run(config: PipelineConfig, resume: bool) -> tuple[RunRecord, PipelineC
     world = distributed.world_size()
     if config.batch_size % world:
         raise UserError(f"batch_size {config.batch_size} does not split over {world} processes; use a multiple")
-    if config.model_version and bundled(config, config.model_version) is not None:
-        raise UserError(
-            f"model_version {config.model_version} is the version bundled with the {config.pipeline} package; "
-            "pick another, or leave it empty to get <bundled version>+<run name>"
-        )
+    if config.model_version and not force:
+        if bundled(config, config.model_version) is not None:
+            raise UserError(
+                f"model_version {config.model_version} is the version bundled with the {config.pipeline} package; "
+                "pick another, or leave it empty to get <bundled version>+<run name> (--force to train it anyway)"
+            )
+        existing = manifest_path(config.weights_dir, config.pipeline, config.model_version)
+        if existing.exists() and run is None:
+            raise UserError(
+                f"{existing}: {config.pipeline} {config.model_version} is already trained here and versions are "
+                "immutable; pick another --model-version, or --force to replace it"
+            )
     config.check_records(Records.open(config.records_url))
     if run is None:
         return RunRecord.create(config.runs_dir, _config_yaml(config)), config, None
@@ -227,13 +237,14 @@ def _config_yaml(config: PipelineConfig) -> str:
 class Trainer:
     """One training run of a pipeline: set up in ``__init__``, then ``data``, ``fit``, ``save``."""
 
-    def __init__(self, config: PipelineConfig, resume: bool = False):
+    def __init__(self, config: PipelineConfig, resume: bool = False, force: bool = False):
         self.device = distributed.setup(config.device)  # joins the process group when torchrun launched us
         if config.threads:
             torch.set_num_threads(config.threads)
         # Rank 0 creates or reopens the run; every rank gets its name, config and checkpoint, so
         # resuming needs no filesystem shared between machines.
-        self.run, self.config, self.checkpoint = distributed.main_only(lambda: open_run(config, resume))
+        self.run, self.config, self.checkpoint = distributed.main_only(lambda: open_run(config, resume, force))
+        self.force = force
         torch.manual_seed(self.config.seed)  # the model the recipe builds next starts the same every time
         self.generator = torch.Generator(self.device)  # for the recipe's randomness (augmentation), reseeded per step
         self.history: list[dict[str, Any]] = []
@@ -420,11 +431,12 @@ class Trainer:
                 **meta,
             },
             parent=parent,
+            force=self.force,
         )
+        run.release()
         print(
             f"test accuracy {test['accuracy']:.4f} on {test['examples']} examples "
             f"({math.fsum(h['seconds'] for h in self.history):.1f}s training)"
         )
         print(f"run record: {run.dir}\nweights: {manifest}")
         return manifest
-

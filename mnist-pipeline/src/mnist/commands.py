@@ -22,12 +22,14 @@ def save_datasets(
 
 
 def train_model(
-    config: MnistConfig, resume: Annotated[bool, "continue the latest run from its last checkpoint"] = False
+    config: MnistConfig,
+    resume: Annotated[bool, "continue the latest run from its last checkpoint"] = False,
+    force: Annotated[bool, "replace weights of an explicit --model-version that already exist"] = False,
 ) -> None:
     """Train the classifier; writes a run record, a checkpoint per epoch and versioned weights."""
     from mnist import train
 
-    train.train_model(config, resume=resume)
+    train.train_model(config, resume=resume, force=force)
 
 
 COMMANDS = [save_datasets, train_model, *STANDARD]

@@ -37,19 +37,19 @@ class MnistConfig(PipelineConfig):
         ),
         f"folders or URLs holding the MNIST .gz files, tried in order (${MIRROR_ENV} is tried first)",
     )
-    image_size: int = param(28, "height and width of the training images in pixels")
+    image_size: int = param(28, "height and width of the training images in pixels (the features need 28+)", ge=28)
     validation_samples: int = param(5_000, "training examples held out (seeded) for validation (0: use the test split)")
 
     # model
-    channels: tuple[int, ...] = param((16, 32, 64, 64), "output channels of the feature extractor's conv blocks")
+    channels: tuple[int, ...] = param((16, 32, 64, 64), "output channels of the feature extractor's conv blocks", gt=0)
     pretrained_features: bool | str = param(
         False, "start from published feature weights: false, true (the bundled ones) or a registry URL"
     )
     freeze_features: bool = param(False, "train only the head, keeping the feature weights fixed")
 
     # training recipe
-    warmup_fraction: float = param(0.25, "fraction of the steps spent raising the learning rate (one-cycle)")
-    label_smoothing: float = param(0.1, "cross-entropy label smoothing")
+    warmup_fraction: float = param(0.25, "fraction of the steps raising the learning rate (one-cycle)", ge=0, lt=1)
+    label_smoothing: float = param(0.1, "cross-entropy label smoothing", ge=0, lt=1)
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -84,9 +84,5 @@ class MnistConfig(PipelineConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.image_size < 28:
-            raise ConfigError(f"key 'image_size': the features need at least 28 pixels, got {self.image_size}")
-        if not 0 <= self.label_smoothing < 1 or not 0 <= self.warmup_fraction < 1:
-            raise ConfigError("keys 'label_smoothing' and 'warmup_fraction' must lie in [0, 1)")
-        if not self.channels or min(self.channels) <= 0:
-            raise ConfigError(f"key 'channels': expected positive channel counts, got {self.channels}")
+        if not self.channels:
+            raise ConfigError("key 'channels': expected at least one conv block")

@@ -20,9 +20,9 @@ from mnist.dataset import batch_inputs
 from mnist.model import mnist_classifier, mnist_parent_features
 
 
-def train_model(config: MnistConfig, resume: bool = False) -> Path:
+def train_model(config: MnistConfig, resume: bool = False, force: bool = False) -> Path:
     """Train the classifier: run record, a checkpoint each epoch, versioned weights at the end."""
-    trainer = Trainer(config, resume)  # device, seed, torchrun's process group, run record
+    trainer = Trainer(config, resume, force)  # device, seed, torchrun's process group, run record
     config = trainer.config  # a resumed run continues with the config it was started with
     data = trainer.data()  # train / validation / test batches: in memory, or streamed with --stream
 
