@@ -59,8 +59,8 @@ def test_every_input_form_gives_the_same_rows():
     [
         (lambda t: t.drop(columns="worst area"), "column 'worst_area' is missing"),
         (lambda t: t.assign(patient_id=1), "column 'patient_id' is not a feature"),
-        (lambda t: t.assign(**{"mean texture": ["n/a", 1, 2, 3]}), "row 1, column 'mean_texture' is empty or not"),
-        (lambda t: t.assign(**{"mean area": [1, None, 2, 3]}), "row 2, column 'mean_area' is empty or not"),
+        (lambda t: t.assign(**{"mean texture": ["n/a", 1, 2, 3]}), "row 1, column 'mean_texture': empty or not"),
+        (lambda t: t.assign(**{"mean area": [1, None, 2, 3]}), "row 2, column 'mean_area': empty or not"),
     ],
 )
 def test_bad_columns_are_refused_in_one_line_naming_file_and_column(edit, message, tmp_path, bc_cli, capsys):

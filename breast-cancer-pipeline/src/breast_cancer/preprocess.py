@@ -36,6 +36,7 @@ def preprocess_rows(rows: object, source: str = "input") -> np.ndarray:
     rows = np.atleast_2d(np.array(rows.detach().cpu().numpy() if hasattr(rows, "detach") else rows, dtype=np.float32))
     if rows.ndim != 2 or rows.shape[1] != len(FEATURES):
         raise DataError(f"{source}: expected rows of {len(FEATURES)} features, got an array of shape {rows.shape}")
-    for row, column in np.argwhere(~np.isfinite(rows))[:1]:  # the first bad value, if any
-        raise DataError(f"{source}: row {row + 1}, column '{FEATURES[column]}' is empty or not a finite number")
+    bad = np.argwhere(~np.isfinite(rows))
+    if len(bad):
+        raise DataError(f"{source}: row {bad[0, 0] + 1}, column '{FEATURES[bad[0, 1]]}': empty or not a finite number")
     return rows

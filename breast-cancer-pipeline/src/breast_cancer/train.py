@@ -21,7 +21,8 @@ def train_model(config: BreastCancerConfig, resume: bool = False) -> Path:
     run_config, data = trainer.config, trainer.data()  # a resumed run keeps the config it started with
 
     model = breast_cancer_classifier(run_config).to(trainer.device)
-    # The input scaler: this process's training rows, never validation or test (--resume restores it).
+    # The input scaler: the rows of this process's first-epoch batches, training rows only (never validation or
+    # test); a resumed run restores the saved one. Under torchrun, DDP gives every process rank 0's.
     model.std[:], model.mean[:] = torch.std_mean(torch.cat([batch_inputs(b) for b in data.train.batches(epoch=0)]), 0)
     optimizer = torch.optim.AdamW(model.parameters(), lr=run_config.learning_rate, weight_decay=run_config.weight_decay)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=run_config.epochs * len(data.train))
