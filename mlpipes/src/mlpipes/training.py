@@ -246,7 +246,7 @@ class Trainer:
         self.run, self.config, self.checkpoint = distributed.main_only(lambda: open_run(config, resume, force))
         self.force = force
         torch.manual_seed(self.config.seed)  # the model the recipe builds next starts the same every time
-        self.generator = torch.Generator(self.device)  # for the recipe's randomness (augmentation), reseeded per step
+        self.generator = torch.Generator()  # CPU: the recipe's randomness (augmentation), reseeded every step
         self.history: list[dict[str, Any]] = []
         self.test: dict[str, Any] = {}
         self.temperature = 1.0
