@@ -326,7 +326,7 @@ class Records:
             raise DataError(f"{where}: columns {schema.names}, the index says {list(self.schema)}; {FIX}")
         for column, spec in self.schema.items():
             actual = schema.field(column).type
-            if actual != _arrow_type(spec):
+            if not _matches(actual, spec):
                 raise DataError(f"{where}: column '{column}' is {_describe(actual)}, the index says {spec}; {FIX}")
         return parquet
 
@@ -487,6 +487,16 @@ def _count(value: Any) -> bool:
 def _arrow_type(spec: dict[str, Any]) -> pa.DataType:
     dtype = np.dtype(spec["dtype"])
     return TensorType(dtype, tuple(spec["shape"])) if spec["shape"] else pa.from_numpy_dtype(dtype)
+
+
+def _matches(arrow_type: pa.DataType, spec: dict[str, Any]) -> bool:
+    """Exact dtype and shape (extension types compare equal by storage width alone: 28x28 == 14x56)."""
+    if spec["shape"]:
+        return isinstance(arrow_type, TensorType) and (arrow_type.dtype.str, list(arrow_type.shape)) == (
+            spec["dtype"],
+            spec["shape"],
+        )
+    return not isinstance(arrow_type, pa.ExtensionType) and arrow_type == pa.from_numpy_dtype(np.dtype(spec["dtype"]))
 
 
 def _describe(arrow_type: pa.DataType) -> str:
