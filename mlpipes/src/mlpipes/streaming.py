@@ -22,6 +22,7 @@ an uninterrupted one would have from step ``k`` on.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import threading
@@ -301,6 +302,9 @@ class StreamingSource:
                 yield item
         finally:
             stop.set()
+            with contextlib.suppress(queue.Empty):  # unblock a producer waiting to hand over a window
+                while True:
+                    ready.get_nowait()
             thread.join()
 
     # ---- batches ---------------------------------------------------------------------------------
