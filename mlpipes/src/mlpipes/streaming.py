@@ -169,7 +169,9 @@ class StreamingSource:
         span = sum(w.rows for w in windows)
         emit = (steps * self.batch_size if self.drop_last else span) - start_step * self.batch_size
         skip, todo, pos = start_step * self.batch_size, [], 0
-        for window in windows:  # skipped windows are never read
+        for window in windows:  # skipped windows, and those holding only dropped rows, are never read
+            if pos >= skip + emit:
+                break
             if pos + window.rows > skip:
                 todo.append((window, max(0, skip - pos)))
             pos += window.rows
@@ -243,13 +245,25 @@ class StreamingSource:
         return {c: a[rows] for c, a in columns.items()}
 
     def _assemble(self, epoch: int, window: _Window, parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
-        """The window's rows in their shuffled order, in new (writable) arrays."""
+        """The window's rows in their shuffled order, in new (writable) arrays: one copy per row.
+
+        Row ``j`` of the result is row ``perm[j]`` of the pieces laid end to end; each piece is
+        scattered straight to its rows' places, so the pieces are never joined first.
+        """
         if not self.shuffle:
             return {c: np.concatenate([p[c] for p in parts]) for c in self.columns}
         perm = _rng(self.seed, epoch, self.rank, self.world, window.number).permutation(window.rows)
-        if len(parts) == 1:
-            return {c: a[perm] for c, a in parts[0].items()}
-        return {c: np.concatenate([p[c] for p in parts])[perm] for c in self.columns}
+        place = np.empty_like(perm)
+        place[perm] = np.arange(window.rows)
+        out, at = {}, 0
+        for part in parts:
+            n = len(part[self.columns[0]])
+            for c, a in part.items():
+                if c not in out:
+                    out[c] = np.empty((window.rows, *a.shape[1:]), a.dtype)
+                out[c][place[at : at + n]] = a
+            at += n
+        return out
 
     def _loaded(self, epoch: int, todo: list[tuple[_Window, int]]) -> Iterator[tuple[dict[str, np.ndarray], int]]:
         """``(window data, first row to use)`` in order; loaded ahead by a thread unless ``prefetch=0``."""
