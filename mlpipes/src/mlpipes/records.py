@@ -136,8 +136,12 @@ class RecordsWriter:
         self._splits.setdefault(split, {"rows": 0, "shards": []})
         pending = self._pending.setdefault(split, [])
         pending.append(columns)
+        split_chunk = False
         while sum(map(_rows, pending)) >= self.rows_per_shard:
             self._flush(split, self._take(pending, self.rows_per_shard))
+            split_chunk = split_chunk or bool(pending)
+        if split_chunk and pending:  # the rest of a chunk cut at a shard boundary: copy it, keep no caller array
+            pending[0] = {c: a.copy() for c, a in pending[0].items()}
 
     def close(self) -> dict[str, Any]:
         """Write the remaining rows and then the index; return the index."""
@@ -164,13 +168,13 @@ class RecordsWriter:
         return index
 
     def _take(self, pending: list[dict[str, np.ndarray]], rows: int) -> dict[str, np.ndarray]:
-        """The first ``rows`` pending rows as one chunk; the remainder is copied, so no caller array is kept."""
+        """The first ``rows`` pending rows as one chunk; a chunk cut at the boundary leaves its rest (a view) first."""
         parts, taken = [], 0
         while taken < rows:
             chunk = pending.pop(0)
             need = rows - taken
             if _rows(chunk) > need:
-                pending.insert(0, {c: a[need:].copy() for c, a in chunk.items()})
+                pending.insert(0, {c: a[need:] for c, a in chunk.items()})
                 chunk = {c: a[:need] for c, a in chunk.items()}
             parts.append(chunk)
             taken += _rows(chunk)
