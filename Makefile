@@ -59,20 +59,32 @@ bench: venv
 clean:
 	rm -rf build .pytest_cache .ruff_cache
 
-## web: vendor ONNX Runtime Web from npm into web/vendor, export the bundled models into web/models
+## web: vendor ONNX Runtime Web from npm into web/vendor, export the bundled models into web/models.
+## Each step reruns only when its inputs changed (the lock file, the bundled weights, the installed code).
 ORT_WEB := web/node_modules/onnxruntime-web/dist
-web: venv
+BUNDLED := $(wildcard */src/*/pretrained/*.json)
+web: web/vendor/.vendored web/models/.exported
+
+web/node_modules/.installed: web/package-lock.json
 	cd web && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
-	mkdir -p web/vendor web/models
+	touch $@
+
+web/vendor/.vendored: web/node_modules/.installed
+	mkdir -p web/vendor
 	cp $(ORT_WEB)/ort.wasm.min.mjs $(ORT_WEB)/ort-wasm-simd-threaded.mjs $(ORT_WEB)/ort-wasm-simd-threaded.wasm web/vendor/
-	$(BIN)/mnist save-datasets --artifact-dir build/web/mnist
-	$(BIN)/mnist export-onnx --weights pretrained --artifact-dir build/web/mnist
-	cp build/web/mnist/weights/*.onnx web/models/
-	if [ -x $(BIN)/ascii-letter ]; then \
-	  $(BIN)/ascii-letter save-datasets --artifact-dir build/web/ascii_letter && \
-	  $(BIN)/ascii-letter export-onnx --weights pretrained --artifact-dir build/web/ascii_letter && \
-	  cp build/web/ascii_letter/weights/*.onnx web/models/; \
-	fi
+	touch $@
+
+web/models/.exported: $(VENV)/.installed $(BUNDLED)
+	mkdir -p web/models
+	for pipeline in mnist ascii-letter; do \
+	  dir=build/web/$$pipeline; \
+	  if [ -x $(BIN)/$$pipeline ]; then \
+	    $(BIN)/$$pipeline save-datasets --artifact-dir $$dir && \
+	    $(BIN)/$$pipeline export-onnx --weights pretrained --artifact-dir $$dir && \
+	    cp $$dir/weights/*.onnx web/models/ || exit 1; \
+	  fi; \
+	done
+	touch $@
 
 ## serve: the web app and its models on http://127.0.0.1:8000/
 serve: web

@@ -45,7 +45,7 @@ def model() -> Tiny:
 @pytest.fixture(scope="module")
 def exported(model, tmp_path_factory):
     path = tmp_path_factory.mktemp("onnx") / "tiny.onnx"
-    export_onnx(model, path, image_shape=(1, 12, 12), metadata=METADATA)
+    export_onnx(model, path, example=torch.rand(2, 1, 12, 12), metadata=METADATA)
     return path
 
 
@@ -108,7 +108,7 @@ def test_export_version_records_onnx_in_the_manifest(model, tmp_path):
         code_version="test",
     )
     before = read_manifest(manifest_path)
-    entry = export_version(model, manifest_path, torch.rand(16, 1, 12, 12), image_shape=(1, 12, 12), metadata=METADATA)
+    entry = export_version(model, manifest_path, torch.rand(16, 1, 12, 12), metadata=METADATA)
     after = read_manifest(manifest_path)
     assert after["files"]["onnx"] == entry
     assert entry["file"] == "tiny-0.1.0.onnx" and entry["bytes"] == (tmp_path / "tiny-0.1.0.onnx").stat().st_size
@@ -143,7 +143,7 @@ def test_failed_parity_keeps_nothing(model, tmp_path, monkeypatch):
 
     monkeypatch.setattr(module, "check_parity", broken)
     with pytest.raises(ParityError):
-        export_version(model, manifest_path, torch.rand(4, 1, 12, 12), image_shape=(1, 12, 12), metadata=METADATA)
+        export_version(model, manifest_path, torch.rand(4, 1, 12, 12), metadata=METADATA)
     assert not (tmp_path / "tiny-0.2.0.onnx").exists()
     assert manifest_path.read_bytes() == manifest_bytes
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(

@@ -41,7 +41,7 @@ def site(tmp_path_factory):
     models = tmp_path_factory.mktemp("models")
     for version in ("1.10.0", "1.9.0"):
         meta = {"pipeline": "toy", "model_version": version, "labels": ["no", "yes"], "image_size": 4}
-        export_onnx(Linear().eval(), models / f"toy-{version}.onnx", image_shape=(1, 4, 4), metadata=meta)
+        export_onnx(Linear().eval(), models / f"toy-{version}.onnx", example=torch.rand(2, 1, 4, 4), metadata=meta)
     (tmp_path_factory.getbasetemp() / "secret.txt").write_text("not for the web")
     server = make_server(root, [models], port=0)
     serve_in_thread(server)

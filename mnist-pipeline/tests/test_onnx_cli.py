@@ -10,14 +10,14 @@ import pytest
 
 from mlpipes.artifacts import sha256_file
 from mlpipes.cli import run_cli
+from mlpipes.commands import onnx_classifier
 from mlpipes.errors import DataError
+from mlpipes.resolve import bundled as bundled_manifest
 from mlpipes.weights import read_manifest
 from mnist import MnistConfig, mnist_classifier
 from mnist.commands import COMMANDS
 from mnist.dataset import load_split, save_datasets
-from mnist.export import onnx_classifier
 from mnist.preprocess import area_weights, frame_ink
-from mnist.weights import bundled_manifest
 
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")

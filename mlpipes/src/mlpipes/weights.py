@@ -19,7 +19,7 @@ import torch
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
-from mlpipes.artifacts import atomic_write, sha256_bytes, write_json
+from mlpipes.artifacts import atomic_path, atomic_write, sha256_bytes, write_json
 from mlpipes.errors import DataError, IntegrityError
 
 FORMAT = "mlpipes.weights/1"
@@ -117,3 +117,45 @@ def load_verified(path: str | os.PathLike, sha256: str | None) -> dict[str, torc
             "tampered with. Delete it and fetch or retrain the weights."
         )
     return load_safetensors(data)
+
+
+def manifest_path(directory: str | os.PathLike, name: str, version: str) -> Path:
+    """Where the manifest of ``name`` ``version`` lives in a weights folder."""
+    return Path(directory) / manifest_filename(name, version)
+
+
+def find_versions(directory: str | os.PathLike, name: str) -> list[Path]:
+    """The manifests of ``name`` in a weights folder, oldest first (by their creation time)."""
+    found = []
+    for path in Path(directory).glob(f"{name}-*.json"):
+        try:
+            manifest = read_manifest(path)
+        except (DataError, IntegrityError):
+            continue
+        if manifest.get("name") == name:
+            found.append((str(manifest.get("created", "")), path))
+    return [path for _, path in sorted(found)]
+
+
+def local_copy(manifest: str | os.PathLike, directory: str | os.PathLike) -> Path:
+    """A version's manifest inside ``directory``: one from elsewhere (the package, the cache) is copied in
+    whole (files first, manifest last), never over a different version of the same name."""
+    import shutil
+
+    manifest, directory = Path(manifest), Path(directory)
+    if manifest.parent.resolve() == directory.resolve():
+        return manifest
+    content = read_manifest(manifest)
+    target = directory / manifest.name
+    if target.exists():
+        mine = read_manifest(target)
+        theirs = {r: e["sha256"] for r, e in content["files"].items()}
+        if {r: e["sha256"] for r, e in mine["files"].items() if r in theirs} != theirs:
+            raise IntegrityError(f"{target}: a different {content['name']} {content['version']} is already here")
+        return target
+    for entry in content["files"].values():
+        with atomic_path(directory / entry["file"]) as tmp:
+            shutil.copyfile(manifest.parent / entry["file"], tmp)
+    with atomic_path(target) as tmp:
+        shutil.copyfile(manifest, tmp)
+    return target

@@ -7,6 +7,8 @@ Images become float32 ``(N, 1, H, W)`` in [0, 1], white ink on black like MNIST.
 from __future__ import annotations
 
 import functools
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -136,3 +138,25 @@ def frame_ink(image: np.ndarray, size: int = 28, box: int = 20, center: str = "m
     top, left = min(max(top, 0), size - nh), min(max(left, 0), size - nw)
     out[top : top + nh, left : left + nw] = small
     return out
+
+
+def read_image(path: Path, config: Any) -> np.ndarray:
+    """A PNG/JPG (grayscale, resized to ``config.image_size``) or a .npy array, for ``predict``."""
+    if not path.exists():
+        raise DataError(f"{path}: no such file")
+    if path.suffix.lower() == ".npy":
+        try:
+            return np.load(path, allow_pickle=False)
+        except ValueError as e:
+            raise DataError(f"{path}: not a plain numpy array ({e})") from None
+    from PIL import Image, UnidentifiedImageError
+
+    size = config.image_size
+    try:
+        with Image.open(path) as image:
+            gray = image.convert("L")
+            if gray.size != (size, size):
+                gray = gray.resize((size, size), Image.Resampling.LANCZOS)
+            return np.asarray(gray)
+    except (UnidentifiedImageError, OSError) as e:
+        raise DataError(f"{path}: not a readable image ({e})") from None
