@@ -42,6 +42,7 @@ def test_round_trip_is_exact_and_images_stay_uint8(dataset):
         assert loaded["image"].dtype == np.uint8 and loaded["image"].shape == columns["image"].shape
         np.testing.assert_array_equal(loaded["image"], columns["image"])
         np.testing.assert_array_equal(loaded["label"], columns["label"])
+        assert loaded["image"].flags.writeable and loaded["label"].flags.writeable  # torch.from_numpy needs it
     records.verify()
 
 

@@ -287,7 +287,7 @@ class Records:
                 break
             shards.append(shard)
         parts = [self.read_shard(shard, names) for shard in shards] or [self._empty(names)]
-        out = {c: np.concatenate([p[c] for p in parts]) if len(parts) > 1 else parts[0][c] for c in names}
+        out = {c: np.concatenate([p[c] for p in parts]) for c in names}  # always a new, writable array
         return {c: a[:need] for c, a in out.items()} if limit else out
 
     def columns(self, columns: Iterable[str] | None = None) -> list[str]:
