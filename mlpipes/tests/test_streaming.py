@@ -259,3 +259,13 @@ def test_a_corrupted_remote_shard_is_refused_and_not_cached(s3_bucket: str, tmp_
         list(source.batches(0))
     assert victim["sha256"] not in {p.stem for p in (tmp_path / "cache").glob("*.parquet")}
     assert not list((tmp_path / "cache").glob(".*"))  # no temporary file left either
+
+
+def test_the_cache_size_comes_from_the_environment(s3_bucket: str, tmp_path: Path, monkeypatch):
+    url = f"s3://{s3_bucket}/datasets/env"
+    write_records(url, {"train": {"id": np.arange(20)}}, name="env", provenance={}, rows_per_shard=10)
+    monkeypatch.setenv("MLPIPES_CACHE_BYTES", "12345")
+    assert StreamingSource(url, "train", batch_size=5, cache_dir=tmp_path).records.cache.max_bytes == 12345
+    monkeypatch.setenv("MLPIPES_CACHE_BYTES", "lots")
+    with pytest.raises(ConfigError, match=r"\$MLPIPES_CACHE_BYTES='lots': expected a whole number of bytes"):
+        StreamingSource(url, "train", batch_size=5, cache_dir=tmp_path)

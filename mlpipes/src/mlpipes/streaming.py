@@ -42,6 +42,7 @@ from mlpipes.records import Records, ShardCache
 
 DEFAULT_SHUFFLE_BUFFER = 16_384  # rows; rounded up to whole shards
 DEFAULT_CACHE_BYTES = 16 << 30  # local copies of remote shards, least recently used evicted
+CACHE_BYTES_ENV = "MLPIPES_CACHE_BYTES"  # overrides the default, for runs started from the command line
 
 Rows = slice | np.ndarray  # a shard's selected rows: a contiguous range, or explicit local indices
 
@@ -85,7 +86,8 @@ class StreamingSource:
     ``shuffle=False, drop_last=False`` is evaluation (every selected row exactly once over all ranks).
     ``workers`` threads load shards ahead in parallel (0: one background thread), ``prefetch``
     windows wait ready (0: load in the caller, no thread). Remote shards are cached in
-    ``cache_dir`` (default ``$MLPIPES_CACHE/shards``) up to ``cache_bytes``.
+    ``cache_dir`` (default ``$MLPIPES_CACHE/shards``) up to ``cache_bytes`` (default
+    ``$MLPIPES_CACHE_BYTES``, else 16 GiB).
     """
 
     def __init__(
@@ -107,7 +109,7 @@ class StreamingSource:
         prefetch: int = 1,
         workers: int = 0,
         cache_dir: str | os.PathLike | None = None,
-        cache_bytes: int | None = DEFAULT_CACHE_BYTES,
+        cache_bytes: int | None = None,
     ):
         self.rank = distributed.rank() if rank is None else rank
         self.world = distributed.world_size() if world is None else world
@@ -125,7 +127,8 @@ class StreamingSource:
             raise ConfigError(f"streaming rank {self.rank} outside a world of {self.world}")
         self.records = Records.open(url)
         if self.records.cache is not None:  # remote: cache with the size limit asked for
-            self.records.cache = ShardCache(cache_dir, cache_bytes) if cache_dir else ShardCache.default(cache_bytes)
+            limit_bytes = _cache_bytes() if cache_bytes is None else cache_bytes
+            self.records.cache = ShardCache(cache_dir, limit_bytes) if cache_dir else ShardCache.default(limit_bytes)
         self.url, self.split = str(url), split
         self.columns = self.records.columns(columns)
         self.batch_size, self.seed, self.shuffle, self.drop_last = batch_size, seed, shuffle, drop_last
@@ -360,6 +363,19 @@ class StreamingSource:
         self.stats.batches += 1
         self.stats.samples += len(next(iter(columns.values())))
         return batch
+
+
+def _cache_bytes() -> int:
+    value = os.environ.get(CACHE_BYTES_ENV, "")
+    if not value:
+        return DEFAULT_CACHE_BYTES
+    try:
+        limit = int(value)
+    except ValueError:
+        limit = -1
+    if limit < 0:
+        raise ConfigError(f"${CACHE_BYTES_ENV}={value!r}: expected a whole number of bytes, e.g. {DEFAULT_CACHE_BYTES}")
+    return limit
 
 
 def _rng(*key: int) -> np.random.Generator:
