@@ -238,3 +238,87 @@ def stream_s3(bench: Bench) -> list[Metric]:
                 )
             )
     return metrics
+
+
+def _newest_manifest(config: Any) -> Path:
+    manifests = sorted(config.weights_dir.glob("*.json"), key=lambda p: p.stat().st_mtime)
+    if not manifests:
+        raise RuntimeError(f"no weights manifest in {config.weights_dir}")
+    return manifests[-1]
+
+
+def _max_weight_difference(a: Path, b: Path) -> float:
+    from mlpipes.weights import load_state_dict, read_manifest
+
+    worst = 0.0
+    for role in read_manifest(a)["files"]:
+        mine, theirs = load_state_dict(a, role), load_state_dict(b, role)
+        for key, tensor in mine.items():
+            worst = max(worst, (tensor.float() - theirs[key].float()).abs().max().item())
+    return worst
+
+
+@row(
+    "stream_training",
+    "MNIST trained streamed vs in memory (1 epoch), and a streamed run killed mid-epoch then resumed",
+    "accuracy within 0.3 points; resumed weights equal",
+)
+def stream_training(bench: Bench) -> list[Metric]:
+    from mlpipes.weights import read_manifest
+    from mnist.train import train_model
+
+    epochs = 1
+    accuracy, rates = {}, {}
+    for how, stream in (("in memory", False), ("streamed", True)):
+        config = bench.config(f"train-{'stream' if stream else 'memory'}", epochs=epochs, stream=stream)
+        manifest = read_manifest(train_model(config))
+        accuracy[how] = 100 * manifest["metrics"]["test_accuracy"]
+        history = sorted(config.runs_dir.glob("*/history.json"))[-1]
+        rates[how] = json.loads(history.read_text())[-1].get("samples_per_second", float("nan"))
+        bench.details[how] = {"test_accuracy": accuracy[how], "history": json.loads(history.read_text())}
+
+    # The same streamed run through the CLI, checkpointing every 100 steps: killed once a
+    # mid-epoch checkpoint exists, then resumed; its weights must equal an uninterrupted run's.
+    straight = bench.config("train-stream-straight", epochs=epochs, stream=True, checkpoint_every=100)
+    straight_manifest = train_model(straight)
+    home = bench.fresh_dir("train-stream-killed")
+    args = ["train-model", "--dataset-url", bench.records_url, "--stream", "--epochs", str(epochs)]
+    args += ["--checkpoint-every", "100"]
+    env = bench.cli_env(home)
+    killed = subprocess.Popen(
+        [sys.executable, "-m", "mnist", *args], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    runs = home / "mnist" / "runs"
+    step = 0
+    while killed.poll() is None and step < 200:
+        time.sleep(0.5)
+        found = sorted(runs.glob("*/checkpoint.pt")) if runs.exists() else []
+        if found:
+            try:
+                step = torch.load(found[-1], map_location="cpu", weights_only=True).get("step", 0)
+            except Exception:  # caught mid-rename: look again
+                step = 0
+    if killed.poll() is not None:
+        raise RuntimeError(f"the run to kill ended first (exit {killed.returncode}): {killed.stderr.read()[-300:]!r}")
+    killed.kill()
+    killed.wait()
+    bench.details["killed_after_step"] = step
+    resumed = subprocess.run(
+        [sys.executable, "-m", "mnist", *args, "--resume"], env=env, capture_output=True, text=True
+    )
+    if resumed.returncode != 0:
+        raise RuntimeError(f"resume exited {resumed.returncode}: {resumed.stderr.strip().splitlines()[-1:]}")
+    from mnist.config import MnistConfig
+
+    resumed_manifest = _newest_manifest(MnistConfig(artifact_dir=str(home / "mnist")))
+    difference = _max_weight_difference(straight_manifest, resumed_manifest)
+    return [
+        Metric("test accuracy, in memory", accuracy["in memory"], "%"),
+        Metric("test accuracy, streamed", accuracy["streamed"], "%"),
+        Metric(
+            "|streamed - in memory|", abs(accuracy["streamed"] - accuracy["in memory"]), "points", Target("<=", 0.3)
+        ),
+        Metric("training samples/s, in memory", rates["in memory"], "samples/s"),
+        Metric("training samples/s, streamed", rates["streamed"], "samples/s"),
+        Metric("max |weight| difference, killed + resumed vs straight", difference, "", Target("<=", 1e-5)),
+    ]
