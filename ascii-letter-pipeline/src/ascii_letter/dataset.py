@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 
 from ascii_letter.config import AsciiLetterConfig
 from mlpipes.artifacts import atomic_path, sha256_file
+from mlpipes.commands import existing_records
 from mlpipes.errors import DataError
 from mlpipes.records import Records, write_records
 from mlpipes.splits import stratified_split
@@ -101,8 +102,9 @@ def save_datasets(
         "image_size": config.image_size,
     }
     out = config.records_url
-    if not force and Path(out, "index.json").exists() and Records.open(out).index["provenance"] == provenance:
-        return Records.open(out)
+    existing = None if force else existing_records(out, provenance)
+    if existing is not None:
+        return existing
 
     items = read_image_tarball(tarball, size=config.image_size)  # budgets, layout, safe decoding, resized
     labels = check_classes(tarball, items, config.labels)  # a-z only, none missing, no image under two labels

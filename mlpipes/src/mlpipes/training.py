@@ -280,6 +280,11 @@ class Trainer:
             start_epoch, start_step = self.checkpoint["epoch"], self.checkpoint.get("step", len(data.train))
             if start_step >= len(data.train):
                 start_epoch, start_step = start_epoch + 1, 0
+            elif self.checkpoint.get("world", self.world) != self.world:
+                raise UserError(
+                    f"{self.run.dir}: the checkpoint was taken mid-epoch by {self.checkpoint['world']} processes; "
+                    f"resume with {self.checkpoint['world']} (a run resumes on any number at an epoch's end)"
+                )
             elif distributed.is_main():
                 sums = torch.tensor(self.checkpoint["sums"], dtype=torch.float64)
         # DDP starts every rank from rank 0's weights and averages gradients in backward().
@@ -370,7 +375,7 @@ class Trainer:
         model, optimizer, scheduler = state
         checkpoint = {
             "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-            "epoch": epoch, "step": step, "sums": sums, "history": self.history,
+            "epoch": epoch, "step": step, "sums": sums, "history": self.history, "world": self.world,
         }  # fmt: skip
         with atomic_path(self.run.path("checkpoint.pt")) as tmp:
             torch.save(checkpoint, tmp)
