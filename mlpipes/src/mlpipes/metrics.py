@@ -60,9 +60,10 @@ def format_report(result: dict[str, Any], labels: Sequence[str], split: str = "t
     matrix = result["confusion_matrix"]
     if len(labels) <= 30:
         width = max(5, len(str(max(max(r) for r in matrix))) + 1, max(len(str(label)) for label in labels) + 1)
+        first = max(4, max(len(str(label)) for label in labels))
         lines.append("confusion matrix (rows: true, columns: predicted)")
-        lines.append(" " * 6 + "".join(f"{label:>{width}}" for label in labels))
-        lines += [f"{label:>6}" + "".join(f"{count:>{width}}" for count in row) for label, row in zip(labels, matrix)]
+        lines.append(" " * first + "".join(f"{label:>{width}}" for label in labels))
+        lines += [f"{label:>{first}}" + "".join(f"{n:>{width}}" for n in row) for label, row in zip(labels, matrix)]
     return "\n".join(lines)
 
 

@@ -339,7 +339,9 @@ class Trainer:
             wait_start = time.perf_counter()
             batch = {k: v.to(device, non_blocking=True) for k, v in next(batches).items()}
             waited += time.perf_counter() - wait_start
-            self.generator.manual_seed(hash((config.seed, epoch, step, distributed.rank())) & (2**63 - 1))
+            step_seed = hash((config.seed, epoch, step, distributed.rank())) & (2**63 - 1)
+            self.generator.manual_seed(step_seed)  # augmentation (and dropout, below) depend on the step alone,
+            torch.manual_seed(step_seed)  # so a run resumed at any step continues exactly
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.precision == "bf16"):
                 loss, logits = loss_fn(net, batch)
             optimizer.zero_grad(set_to_none=True)
