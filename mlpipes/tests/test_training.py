@@ -77,7 +77,7 @@ def train(config: ToyConfig, resume: bool = False, crash_at: int | None = None) 
 def config(tmp_path: Path) -> ToyConfig:
     return ToyConfig(
         artifact_dir=str(tmp_path / "art"), dataset_url=records(tmp_path / "data"), epochs=3, batch_size=20,
-        learning_rate=0.05, validation_samples=50, checkpoint_every=4, threads=1,
+        learning_rate=0.05, validation_samples=50, checkpoint_every=4,
     )  # fmt: skip
 
 

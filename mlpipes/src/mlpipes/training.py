@@ -239,6 +239,7 @@ class Trainer:
 
     def __init__(self, config: PipelineConfig, resume: bool = False, force: bool = False):
         self.device = distributed.setup(config.device)  # joins the process group when torchrun launched us
+        self.threads = torch.get_num_threads()  # restored by save(): a library call leaves the process as it was
         if config.threads:
             torch.set_num_threads(config.threads)
         # Rank 0 creates or reopens the run; every rank gets its name, config and checkpoint, so
@@ -403,6 +404,7 @@ class Trainer:
         """Write the run's metrics, plots and versioned weights (rank 0); every rank returns the manifest."""
         manifest = distributed.main_only(lambda: self._write_results(model, weights, meta or {}, parent))
         distributed.cleanup()  # every rank leaves the process group together
+        torch.set_num_threads(self.threads)
         return manifest
 
     def _write_results(
