@@ -1,6 +1,6 @@
 // The page: a drawing pad, the model's top 3, and collect mode for new letter data.
 // Everything the tests and benchmarks drive is on `window.app` (see docs/web.md).
-import { Classifier, listModels, topK } from "./classifier.js";
+import { Classifier, listModels, topK, verdict } from "./classifier.js";
 import { canvasGray, frameInk } from "./preprocess.js";
 import { gzip, tar } from "./tar.js";
 
@@ -65,7 +65,10 @@ pad.addEventListener("pointerdown", (event) => {
 });
 pad.addEventListener("pointermove", (event) => {
   if (!drawing) return;
-  state.strokes[state.strokes.length - 1].push(point(event));
+  // Browsers deliver one pointermove per frame; the points in between are its coalesced events.
+  const events = event.getCoalescedEvents?.() ?? [];
+  const stroke = state.strokes[state.strokes.length - 1];
+  for (const e of events.length ? events : [event]) stroke.push(point(e));
   redraw();
 });
 for (const type of ["pointerup", "pointercancel"]) {
@@ -120,6 +123,9 @@ function grayImageData(image, width, height = width) {
 }
 
 function showTop(top) {
+  const said = verdict(top);
+  $("answer").textContent = said.text;
+  $("answer").classList.toggle("unsure", !said.sure);
   $("top3").replaceChildren(
     ...top.map(({ label, probability }) => {
       const li = document.createElement("li");
@@ -144,7 +150,8 @@ async function update() {
   const image = framed(state.mode);
   showPreview(image, model.size);
   const [probabilities] = await model.predict(image);
-  state.last = { pipeline: state.mode, top: topK(probabilities, model.labels), probabilities: Array.from(probabilities) };
+  const top = topK(probabilities, model.labels);
+  state.last = { pipeline: state.mode, top, probabilities: Array.from(probabilities), verdict: verdict(top) };
   showTop(state.last.top);
 }
 
@@ -242,6 +249,7 @@ window.app = {
     throw error;
   }),
   setMode,
+  verdict,
   undo,
   clear,
   addSample,
