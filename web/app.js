@@ -21,7 +21,8 @@ const state = {
   mode: null, // the pipeline being drawn for
   strokes: [], // [[{x, y}, ...], ...] in pad pixels
   painted: false, // the pad holds an image put there by app.paint (tests), not strokes
-  last: null, // {pipeline, top: [{label, probability}], probabilities}
+  last: null, // {pipeline, top: [{label, probability}], probabilities, verdict: {sure, text}}
+  pending: null, // the prediction being computed (a Promise)
   samples: [], // collect mode: [{label, image: Float32Array, size, png: Promise<Uint8Array>}]
 };
 
@@ -75,21 +76,27 @@ for (const type of ["pointerup", "pointercancel"]) {
   pad.addEventListener(type, () => {
     if (!drawing) return;
     drawing = false;
-    update();
+    predict();
   });
 }
 
 function undo() {
   state.strokes.pop();
   redraw();
-  update();
+  predict();
 }
 
 function clear() {
   state.strokes = [];
   state.painted = false;
   redraw();
-  update();
+  predict();
+}
+
+/** Start an update of the prediction; `app.settled()` waits for the latest one (tests, replays). */
+function predict() {
+  state.pending = update();
+  return state.pending;
 }
 
 // ---- inference -------------------------------------------------------------------------------
@@ -160,7 +167,7 @@ function setMode(pipeline) {
   for (const button of $("modes").children) button.setAttribute("aria-pressed", button.dataset.pipeline === pipeline);
   const model = state.models[pipeline];
   $("status").textContent = `${pipeline} ${model.info.model_version} · loaded in ${model.loadMs.toFixed(0)} ms`;
-  return update();
+  return predict();
 }
 
 // ---- collect mode ----------------------------------------------------------------------------
@@ -250,6 +257,8 @@ window.app = {
   }),
   setMode,
   verdict,
+  /** Wait until the prediction for the pad's current strokes is shown. */
+  settled: () => state.pending,
   undo,
   clear,
   addSample,
@@ -267,7 +276,7 @@ window.app = {
     redraw();
     ctx.putImageData(grayImageData(gray, width, height), 0, 0);
     state.painted = true;
-    await update();
+    await predict();
     return state.last;
   },
   /** Run `n` images (Float32Array, n*size*size) through the page's model for `pipeline`. */

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import gzip
 import io
 import itertools
 import json
@@ -336,6 +337,116 @@ def test_touch_strokes_draw_and_predict(page):
         cdp.send("Emulation.setTouchEmulationEnabled", {"enabled": False})
         cdp.detach()
         page.evaluate("app.clear()")
+
+
+# ---- real handwriting, replayed as pointer strokes (validation data: read at test time, never stored) ----
+def handwriting_file() -> Path | None:
+    """``$HANDWRITING_STROKES``, else ``shared/data/handwriting/dev_strokes.json.gz`` beside the repository."""
+    if os.environ.get("HANDWRITING_STROKES"):
+        return Path(os.environ["HANDWRITING_STROKES"])
+    beside = WEB.parents[1] / "shared" / "data" / "handwriting" / "dev_strokes.json.gz"
+    return beside if beside.exists() else None
+
+
+def handwriting_samples() -> list[dict]:
+    """10 digits (one per class) and 10 letters (5 capitals, 5 lower case), first of each in the file."""
+    path = handwriting_file()
+    if path is None or not path.exists():
+        pytest.skip(f"no real handwriting at {path or '../shared/data/handwriting/'}: set $HANDWRITING_STROKES")
+    with gzip.open(path, "rt") as f:
+        samples = json.load(f)["samples"]
+    wanted = [("digit", "none", str(d)) for d in range(10)]
+    wanted += [("letter", "upper", c) for c in "AEGKR"] + [("letter", "lower", c) for c in "abhpt"]
+    first = {}
+    for sample in samples:
+        first.setdefault((sample["kind"], sample["case"], sample["char"]), sample)
+    return [first[key] for key in wanted if key in first]
+
+
+def pad_image(strokes: list, size: int = 280, pen: int = 20, supersample: int = 4) -> np.ndarray:
+    """The strokes drawn like the pad (white 20 px round pen on black), antialiased: gray in [0, 1]."""
+    from PIL import Image, ImageDraw
+
+    big = Image.new("L", (size * supersample, size * supersample), 0)
+    draw_, r = ImageDraw.Draw(big), pen * supersample / 2
+    for stroke in strokes:
+        points = [(x * supersample, y * supersample) for x, y in stroke]
+        if len(points) > 1:
+            draw_.line(points, fill=255, width=pen * supersample, joint="curve")
+        for x, y in points:
+            draw_.ellipse([x - r, y - r, x + r, y + r], fill=255)
+    return np.asarray(big.resize((size, size), Image.BOX), dtype=np.float64) / 255
+
+
+def replay(page, strokes: list) -> dict:
+    """Draw the strokes with real pointer events (pad pixels scaled to the canvas's size on screen)."""
+    page.evaluate("app.clear()")
+    box = page.locator("#pad").bounding_box()
+    scale = box["width"] / 280
+    for stroke in strokes:
+        page.mouse.move(box["x"] + stroke[0][0] * scale, box["y"] + stroke[0][1] * scale)
+        page.mouse.down()
+        for x, y in stroke[1:]:
+            page.mouse.move(box["x"] + x * scale, box["y"] + y * scale)
+        page.mouse.up()
+    page.evaluate("app.settled()")
+    return page.evaluate("app.state.last")
+
+
+@pytest.fixture(scope="module")
+def bundled_page(browser, config):
+    """The page with the bundled models as `make web` exports them (the letters' from web/models)."""
+    with serving(config.weights_dir, WEB / "models") as url:
+        page = open_app(browser, url)
+        yield page
+        page.close()
+
+
+TOLERANCE = 0.08  # probabilities, page (canvas) vs Python (PIL): the rasterisers antialias differently (seen: <= 0.07)
+
+
+def test_real_handwriting_replayed_on_the_pad_reads_as_in_python(bundled_page, config):
+    """Real pen strokes drawn on the page give the prediction Python gives for the same strokes.
+
+    Python draws the strokes with PIL (the validation set's recipe), frames them with
+    ``frame_ink`` and runs the same ONNX file with ONNX Runtime; the page draws them with its
+    canvas from pointer events. The two rasterisers antialias differently, hence a tolerance;
+    the page's own pad pixels through Python must agree exactly.
+    """
+    page = bundled_page
+    folders = (config.weights_dir, WEB / "models")
+    models = {}
+    for pipeline in page.evaluate("Object.keys(app.state.models)"):
+        name = page.evaluate("(p) => app.state.models[p].info.file", pipeline)
+        models[pipeline] = OnnxClassifier(next(f / name for f in folders if (f / name).exists()))
+    checked = {"digit": 0, "letter": 0}
+    worst = 0.0
+    for sample in handwriting_samples():
+        pipeline = "mnist" if sample["kind"] == "digit" else "ascii_letter"
+        if pipeline not in models:
+            continue  # no letter model exported into web/models (ascii-letter not installed)
+        model, drawing = models[pipeline], models[pipeline].metadata["drawing"]
+        page.evaluate("(p) => app.setMode(p)", pipeline)
+        last = replay(page, sample["strokes"])
+        assert page.evaluate("app.state.strokes.map((s) => s.length)") == [len(s) for s in sample["strokes"]]
+        got = np.array(last["probabilities"])
+        # 1. the page's pixels, framed and classified in Python: the page's own path, exactly
+        pad = page.evaluate("app.padPixels()")
+        pixels = np.array(pad["pixels"]).reshape(pad["height"], pad["width"])
+        np.testing.assert_allclose(got, calibrated(model, frame_ink(pixels, **drawing)[None, None])[0], atol=1e-5)
+        # 2. the strokes drawn by Python: same answer, probabilities within the rasterisers' difference
+        expected = calibrated(model, frame_ink(pad_image(sample["strokes"]), **drawing)[None, None])[0]
+        difference = float(np.abs(got - expected).max())
+        worst = max(worst, difference)
+        assert difference <= TOLERANCE, f"{sample['char']}: page {got.round(3)} vs python {expected.round(3)}"
+        first, second = np.sort(expected)[::-1][:2]
+        if first - second > 2 * TOLERANCE:  # not a near tie, which antialiasing may tip either way
+            assert last["top"][0]["label"] == model.labels[expected.argmax()], f"{sample['char']}: {last['top']}"
+        checked[sample["kind"]] += 1
+    print(f"\nreplayed {checked} real handwriting samples; largest probability difference page vs python {worst:.4f}")
+    assert checked["digit"] == 10
+    assert checked["letter"] in (0, 10)
+    page.evaluate("app.clear()")
 
 
 def collect(page, samples: dict[str, int], drawn: int = 3) -> bytes:
