@@ -497,22 +497,59 @@ def test_collect_mode_downloads_the_letter_raw_layout(page):
     assert image.shape == (32, 32) and image.max() > 128 and image[0].max() == 0  # white on black, framed
 
 
-def test_collect_tarball_is_accepted_by_the_letter_pipeline(page, tmp_path):
+def ascii_letter_cli(*args: str, home: Path) -> str:
+    """``ascii-letter ARGS`` in a subprocess with ``home`` as $MLPIPES_HOME; its stdout (fails on exit != 0)."""
+    result = subprocess.run(
+        [sys.executable, "-m", "ascii_letter", *args],
+        env={**os.environ, "MLPIPES_HOME": str(home), "TQDM_DISABLE": "1"},
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, f"ascii-letter {' '.join(args)}: {result.stderr[-2000:]}"
+    return result.stdout
+
+
+def test_the_users_loop_collect_train_export_and_the_page_uses_it(page, browser, tmp_path):
+    """docs/web.md's tutorial: collect letters in the page -> save-datasets --tarball -> train ->
+    export-onnx -> serve -> the page uses the new version (newer than the bundled one) for Letters."""
     pytest.importorskip("ascii_letter")
     letters = "abcdefghijklmnopqrstuvwxyz"
     tarball = tmp_path / "images.tar.gz"
     tarball.write_bytes(collect(page, dict.fromkeys(letters, 100)))  # the generator's size: 100 per letter
-    result = subprocess.run(
-        [sys.executable, "-m", "ascii_letter", "save-datasets", "--tarball", str(tarball)],
-        env={**os.environ, "MLPIPES_HOME": str(tmp_path / "home")},
-        capture_output=True,
-        text=True,
-    )
-    assert result.returncode == 0, result.stderr
+    home = tmp_path / "home"
+    ascii_letter_cli("save-datasets", "--tarball", str(tarball), home=home)
     from mlpipes.records import Records
 
-    records = Records.open(tmp_path / "home" / "ascii_letter" / "datasets" / "ascii_letter")
+    records = Records.open(home / "ascii_letter" / "datasets" / "ascii_letter")
     assert sum(records.rows(split) for split in records.index["splits"]) == 26 * 100
+
+    # A tiny training run (the tutorial trains for real): one epoch on a fifth of the drawings.
+    version = "1.0.1-collected"
+    ascii_letter_cli(
+        "train-model", "--epochs", "1", "--train-samples", "416", "--test-samples", "104",
+        "--model-version", version, "--threads", "1", home=home,
+    )  # fmt: skip
+    weights = home / "ascii_letter" / "weights"
+    ascii_letter_cli("export-onnx", "--weights", str(weights / f"ascii_letter-{version}.json"), home=home)
+    (onnx_file,) = weights.glob("ascii_letter-*.onnx")
+    new = OnnxClassifier(onnx_file)
+    assert new.metadata["model_version"] == version
+
+    # Served beside the bundled models, the newest letter model is the page's Letters model.
+    folders = [WEB / "models", weights] if any((WEB / "models").glob("ascii_letter-*.onnx")) else [weights]
+    with serving(*folders) as url:
+        user_page = open_app(browser, url)
+        index = user_page.evaluate("fetch('models/index.json').then((r) => r.json())")["models"]
+        assert version in [m["model_version"] for m in index if m["pipeline"] == "ascii_letter"]
+        user_page.click("#modes button:text('Letters')")
+        assert f"ascii_letter {version}" in user_page.locator("#status").text_content()
+        draw(user_page, [[(90, 230), (140, 50), (190, 230)], [(110, 160), (170, 160)]])
+        user_page.evaluate("app.settled()")
+        pad = user_page.evaluate("app.padPixels()")
+        pixels = np.array(pad["pixels"]).reshape(pad["height"], pad["width"])
+        expected = calibrated(new, frame_ink(pixels, **new.metadata["drawing"])[None, None])[0]
+        np.testing.assert_allclose(user_page.evaluate("app.state.last.probabilities"), expected, atol=1e-5)
+        user_page.close()
 
 
 def test_in_page_benchmark_reports_latency_and_load_time(page):
