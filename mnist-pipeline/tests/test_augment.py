@@ -3,6 +3,7 @@ import dataclasses
 import pytest
 import torch
 
+from mlpipes.errors import ConfigError
 from mnist import mnist_classifier
 from mnist.augment import Augmentation, batch_seed
 from mnist.dataset import load_split
@@ -84,10 +85,12 @@ def test_bad_input_and_bad_strengths_are_refused():
         Augmentation()(torch.zeros(2, 28, 28))
     with pytest.raises(ValueError, match="expected float images"):
         Augmentation()(torch.zeros(2, 1, 28, 28, dtype=torch.uint8))
-    with pytest.raises(ValueError, match="rotation"):
+    with pytest.raises(ConfigError, match="key 'augment_rotation'"):
         Augmentation(rotation=-1)
-    with pytest.raises(ValueError, match="thickness"):
+    with pytest.raises(ConfigError, match="key 'augment_thickness'"):
         Augmentation(thickness=2)
+    with pytest.raises(ConfigError, match="augment_elastic"):
+        Augmentation(elastic=float("nan"))
     assert Augmentation()(torch.zeros(0, 1, 28, 28)).shape == (0, 1, 28, 28)
 
 

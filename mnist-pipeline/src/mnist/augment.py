@@ -21,6 +21,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from mlpipes.errors import ConfigError
+
 CONFIG_PREFIX = "augment_"
 
 
@@ -41,14 +43,17 @@ class Augmentation:
     thickness: float = 0.5  # pen width: blend towards dilation (>0) or erosion (<0), uniform in ±thickness
 
     def __post_init__(self) -> None:
+        """Refuse a strength that makes no sense, naming it as the config key it comes from."""
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
             if not math.isfinite(value) or value < 0:
-                raise ValueError(f"Augmentation.{field.name}: must be finite and >= 0, got {value}")
+                raise ConfigError(f"key '{CONFIG_PREFIX}{field.name}': must be finite and >= 0, got {value}")
         if self.elastic_grid < 2:
-            raise ValueError(f"Augmentation.elastic_grid: needs at least 2 control points, got {self.elastic_grid}")
+            raise ConfigError(
+                f"key '{CONFIG_PREFIX}elastic_grid': needs at least 2 control points, got {self.elastic_grid}"
+            )
         if self.thickness > 1:
-            raise ValueError(f"Augmentation.thickness: a blend weight in [0, 1], got {self.thickness}")
+            raise ConfigError(f"key '{CONFIG_PREFIX}thickness': a blend weight in [0, 1], got {self.thickness}")
 
     @classmethod
     def from_config(cls, config: Any) -> Augmentation:
