@@ -1,6 +1,6 @@
 // The page: a drawing pad, the model's top 3, and collect mode for new letter data.
 // Everything the tests and benchmarks drive is on `window.app` (see docs/web.md).
-import { Classifier, listModels, topK } from "./classifier.js";
+import { Classifier, listModels, topK, verdict } from "./classifier.js";
 import { canvasGray, frameInk } from "./preprocess.js";
 import { gzip, tar } from "./tar.js";
 
@@ -21,7 +21,8 @@ const state = {
   mode: null, // the pipeline being drawn for
   strokes: [], // [[{x, y}, ...], ...] in pad pixels
   painted: false, // the pad holds an image put there by app.paint (tests), not strokes
-  last: null, // {pipeline, top: [{label, probability}], probabilities}
+  last: null, // {pipeline, top: [{label, probability}], probabilities, verdict: {sure, text}}
+  pending: null, // the prediction being computed (a Promise)
   samples: [], // collect mode: [{label, image: Float32Array, size, png: Promise<Uint8Array>}]
 };
 
@@ -65,28 +66,37 @@ pad.addEventListener("pointerdown", (event) => {
 });
 pad.addEventListener("pointermove", (event) => {
   if (!drawing) return;
-  state.strokes[state.strokes.length - 1].push(point(event));
+  // Browsers deliver one pointermove per frame; the points in between are its coalesced events.
+  const events = event.getCoalescedEvents?.() ?? [];
+  const stroke = state.strokes[state.strokes.length - 1];
+  for (const e of events.length ? events : [event]) stroke.push(point(e));
   redraw();
 });
 for (const type of ["pointerup", "pointercancel"]) {
   pad.addEventListener(type, () => {
     if (!drawing) return;
     drawing = false;
-    update();
+    predict();
   });
 }
 
 function undo() {
   state.strokes.pop();
   redraw();
-  update();
+  predict();
 }
 
 function clear() {
   state.strokes = [];
   state.painted = false;
   redraw();
-  update();
+  predict();
+}
+
+/** Start an update of the prediction; `app.settled()` waits for the latest one (tests, replays). */
+function predict() {
+  state.pending = update();
+  return state.pending;
 }
 
 // ---- inference -------------------------------------------------------------------------------
@@ -120,6 +130,9 @@ function grayImageData(image, width, height = width) {
 }
 
 function showTop(top) {
+  const said = verdict(top);
+  $("answer").textContent = said.text;
+  $("answer").classList.toggle("unsure", !said.sure);
   $("top3").replaceChildren(
     ...top.map(({ label, probability }) => {
       const li = document.createElement("li");
@@ -144,7 +157,8 @@ async function update() {
   const image = framed(state.mode);
   showPreview(image, model.size);
   const [probabilities] = await model.predict(image);
-  state.last = { pipeline: state.mode, top: topK(probabilities, model.labels), probabilities: Array.from(probabilities) };
+  const top = topK(probabilities, model.labels);
+  state.last = { pipeline: state.mode, top, probabilities: Array.from(probabilities), verdict: verdict(top) };
   showTop(state.last.top);
 }
 
@@ -153,7 +167,7 @@ function setMode(pipeline) {
   for (const button of $("modes").children) button.setAttribute("aria-pressed", button.dataset.pipeline === pipeline);
   const model = state.models[pipeline];
   $("status").textContent = `${pipeline} ${model.info.model_version} · loaded in ${model.loadMs.toFixed(0)} ms`;
-  return update();
+  return predict();
 }
 
 // ---- collect mode ----------------------------------------------------------------------------
@@ -242,6 +256,9 @@ window.app = {
     throw error;
   }),
   setMode,
+  verdict,
+  /** Wait until the prediction for the pad's current strokes is shown. */
+  settled: () => state.pending,
   undo,
   clear,
   addSample,
@@ -259,7 +276,7 @@ window.app = {
     redraw();
     ctx.putImageData(grayImageData(gray, width, height), 0, 0);
     state.painted = true;
-    await update();
+    await predict();
     return state.last;
   },
   /** Run `n` images (Float32Array, n*size*size) through the page's model for `pipeline`. */

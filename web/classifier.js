@@ -40,6 +40,11 @@ export class Classifier {
     this.labels = info.labels;
     this.size = info.image_size;
     this.session = session;
+    // Calibration: the trainer fits T on its own validation split and export-onnx stores it in
+    // the metadata; softmax(logits / T) makes "80 %" mean right about four times in five.
+    // Models exported before calibration existed have none: T = 1, the plain softmax.
+    const t = Number(info.temperature ?? 1);
+    this.temperature = Number.isFinite(t) && t > 0 ? t : 1;
   }
 
   /** Logits for a batch: images is a Float32Array of n*size*size values in [0, 1] (NCHW, one channel). */
@@ -49,12 +54,14 @@ export class Classifier {
     return output.logits.data;
   }
 
-  /** Class probabilities (softmax of the logits) for a batch, as an array of Float32Arrays. */
+  /** Calibrated class probabilities (softmax of logits / temperature) for a batch, as an array of Float32Arrays. */
   async predict(images, n = 1) {
     const logits = await this.logits(images, n);
     const classes = this.labels.length;
     const result = [];
-    for (let b = 0; b < n; b++) result.push(softmax(logits.subarray(b * classes, (b + 1) * classes)));
+    for (let b = 0; b < n; b++) {
+      result.push(softmax(logits.subarray(b * classes, (b + 1) * classes), this.temperature));
+    }
     return result;
   }
 
@@ -87,12 +94,13 @@ export class Classifier {
   }
 }
 
-export function softmax(logits) {
+/** softmax(logits / temperature), computed in float64 and returned as a Float32Array. */
+export function softmax(logits, temperature = 1) {
   let max = -Infinity;
   for (const v of logits) max = Math.max(max, v);
   const out = new Float32Array(logits.length);
   let sum = 0;
-  for (let i = 0; i < logits.length; i++) sum += out[i] = Math.exp(logits[i] - max);
+  for (let i = 0; i < logits.length; i++) sum += out[i] = Math.exp((logits[i] - max) / temperature);
   for (let i = 0; i < out.length; i++) out[i] /= sum;
   return out;
 }
@@ -102,4 +110,20 @@ export function topK(probabilities, labels, k = 3) {
   return Array.from(probabilities, (p, i) => ({ label: labels[i], probability: p }))
     .sort((a, b) => b.probability - a.probability)
     .slice(0, k);
+}
+
+// When the page admits it is unsure: the best class below SURE, or the runner-up within CLOSE of it.
+export const SURE = 0.6;
+export const CLOSE = 0.2;
+
+/**
+ * What the page says about a top-k list ([{label, probability}], best first): a confident
+ * answer ("7") or, when calibrated confidence is low or the top two are close, "maybe u or v".
+ */
+export function verdict(top, { sure = SURE, close = CLOSE } = {}) {
+  if (top.length === 0) return { sure: false, text: "" };
+  const [first, second] = top;
+  const unsure = first.probability < sure || (second !== undefined && first.probability - second.probability < close);
+  if (!unsure) return { sure: true, text: first.label };
+  return { sure: false, text: second === undefined ? `maybe ${first.label}` : `maybe ${first.label} or ${second.label}` };
 }
