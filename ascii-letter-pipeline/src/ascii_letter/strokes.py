@@ -161,6 +161,8 @@ FORMS: dict[str, list[list[str]]] = {
 # Hershey families whose strokes are pen-like: single-stroke sans and roman, two scripts, and the
 # complex italic/roman (double lines that the pen merges into one thick stroke). Gothic is left out.
 HERSHEY_FAMILIES = ("futural", "rowmans", "scripts", "cursive", "timesi", "scriptc", "futuram")
+HERSHEY_CAPITALS = ("futural", "rowmans", "timesi", "futuram")  # script capitals are calligraphy, not handwriting
+HERSHEY_SHARE = 0.35  # of letters drawn from a Hershey font; the rest from the form table
 
 
 def parse_stroke(spec: str, samples: int = 8) -> np.ndarray:
@@ -277,13 +279,20 @@ def vary_ends(stroke: np.ndarray, rng: np.random.Generator, scale: float) -> np.
     return stroke
 
 
-def letter_strokes(char: str, rng: np.random.Generator, hershey_share: float = 0.35) -> list[np.ndarray]:
-    """One writer's ``char``: a letterform, bent and slanted, as polylines in pad pixels (280 px pad)."""
+def choose_form(char: str, rng: np.random.Generator, hershey_share: float = HERSHEY_SHARE) -> tuple[str, list]:
+    """A letterform of ``char`` and its name: ``"table/<i>"`` (the form table) or ``"hershey/<family>"``."""
     if rng.random() < hershey_share:
-        strokes = list(hershey_font(HERSHEY_FAMILIES[rng.integers(len(HERSHEY_FAMILIES))])[char])
-    else:
-        forms = table_forms(char)
-        strokes = list(forms[rng.integers(len(forms))])
+        families = HERSHEY_FAMILIES if char.islower() else HERSHEY_CAPITALS
+        family = families[rng.integers(len(families))]
+        return f"hershey/{family}", list(hershey_font(family)[char])
+    forms = table_forms(char)
+    i = int(rng.integers(len(forms)))
+    return f"table/{i}", list(forms[i])
+
+
+def letter_strokes(char: str, rng: np.random.Generator) -> list[np.ndarray]:
+    """One writer's ``char``: a letterform, bent and slanted, as polylines in pad pixels (280 px pad)."""
+    strokes = choose_form(char, rng)[1]
     low, high = np.min([s.min(0) for s in strokes], 0), np.max([s.max(0) for s in strokes], 0)
     unit = max(high - low)
     strokes = [(s - (low + high) / 2) / unit for s in strokes]  # centred, longer side 1
@@ -307,7 +316,7 @@ def letter_strokes(char: str, rng: np.random.Generator, hershey_share: float = 0
             p = p + wobble_amp * np.sin(wobble_freq * arc[:, None] + phase)
         out.append(p)
     low, high = np.min([p.min(0) for p in out], 0), np.max([p.max(0) for p in out], 0)
-    side = rng.uniform(110, 215)  # pad pixels: people draw at many sizes; the set scales to 200
+    side = rng.uniform(130, 215)  # pad pixels: people draw at many sizes; the set scales to 200
     scale = side / max(max(high - low), 1e-6)
     centre = np.array([PAD_SIZE / 2, PAD_SIZE / 2]) + rng.uniform(-15, 15, 2)
     out = [(p - (low + high) / 2) * scale + centre for p in out]
@@ -324,7 +333,7 @@ def render_stroke_letter(char: str, rng: np.random.Generator, drawing: dict) -> 
     ~23 px anyway, and a quarter of the pixels makes a letter about a millisecond.
     """
     strokes = letter_strokes(char, rng)
-    pen = rng.uniform(15, 25)
+    pen = rng.uniform(16, 24)
     half = [p / 2 for p in strokes]
     pad = pad_image(half, size=PAD_SIZE // 2, pen=pen / 2, supersample=2)
     return (frame_ink(pad, **drawing) * 255).round().astype(np.uint8)
