@@ -337,3 +337,24 @@ def render_stroke_letter(char: str, rng: np.random.Generator, drawing: dict) -> 
     half = [p / 2 for p in strokes]
     pad = pad_image(half, size=PAD_SIZE // 2, pen=pen / 2, supersample=2)
     return (frame_ink(pad, **drawing) * 255).round().astype(np.uint8)
+
+
+def montage(rows: int = 8, seed: int = 0, drawing: dict | None = None) -> np.ndarray:
+    """A grid of generated letters for the docs: 26 columns a-z, rows alternating capitals and lower case.
+
+    Row ``r`` column ``c`` is the image ``make_raw_data`` renders as example ``r`` of letter ``c``
+    for ``seed`` with ``generator="strokes"``: uint8 ``(32 * rows, 32 * 26)``.
+    """
+    import string
+
+    from ascii_letter.config import AsciiLetterConfig
+
+    drawing = drawing or AsciiLetterConfig().drawing
+    grid = [
+        [
+            render_stroke_letter(c.upper() if r % 2 == 0 else c, np.random.default_rng([seed, i, r]), drawing)
+            for i, c in enumerate(string.ascii_lowercase)
+        ]
+        for r in range(rows)
+    ]
+    return np.block(grid)
