@@ -22,10 +22,11 @@ from tqdm.auto import tqdm
 from ascii_letter.config import AsciiLetterConfig
 from ascii_letter.strokes import render_stroke_letter
 from mlpipes.artifacts import atomic_path, sha256_file
+from mlpipes.commands import existing_records
 from mlpipes.errors import DataError
 from mlpipes.records import Records, write_records
 from mlpipes.splits import stratified_split
-from mlpipes.tarballs import read_image_tarball
+from mlpipes.tarballs import check_classes, read_image_tarball
 from mnist.preprocess import preprocess_images
 
 MIXED_FONT_SHARE = 0.2  # generator="mixed": one image in five is a font glyph
@@ -97,10 +98,13 @@ def save_datasets(
     config: AsciiLetterConfig, tarball: Path | None = None, force: bool = False, train_per_class: int = 0
 ) -> Records:
     """Tarball → stratified, seeded train/test records (a no-op when they hold the same inputs)."""
+    explicit = bool(tarball or config.tarball)  # only the default tarball is rendered when missing, never a typo
     tarball = Path(tarball) if tarball else config.tarball_path
-    if not tarball.exists():
-        if tarball != config.tarball_path:
-            raise DataError(f"{tarball}: no such tarball")
+    if not tarball.is_file():
+        if explicit or tarball.exists():
+            raise DataError(
+                f"{tarball}: no such tarball file; check --tarball, or render one with make-raw-data --output {tarball}"
+            )
         make_raw_data(config, tarball)
     provenance = {
         "tarball": tarball.name,
@@ -111,16 +115,13 @@ def save_datasets(
         "image_size": config.image_size,
     }
     out = config.records_url
-    if not force and Path(out, "index.json").exists() and Records.open(out).index["provenance"] == provenance:
-        return Records.open(out)
+    existing = None if force else existing_records(out, provenance)
+    if existing is not None:
+        return existing
 
-    items = read_image_tarball(tarball)
-    for folder, name, _ in items:
-        if folder.lower() not in config.labels:
-            raise DataError(f"{tarball}: member '{name}': folder '{folder}' is not one of the labels a-z")
-    labels = np.array([config.labels.index(folder.lower()) for folder, _, _ in items])
-    size = config.image_size
-    images = np.stack([np.asarray(Image.fromarray(p).resize((size, size), Image.LANCZOS)) for _, _, p in items])
+    items = read_image_tarball(tarball, size=config.image_size)  # budgets, layout, safe decoding, resized
+    labels = check_classes(tarball, items, config.labels)  # a-z only, none missing, no image under two labels
+    images = np.stack([p for _, _, p in items])
     images = (preprocess_images(images).squeeze(1).numpy() * 255).round().astype(np.uint8)  # dark-on-white → MNIST's
     train, test = stratified_split(labels, config.test_per_class, config.seed, train_per_class)
     splits = {"train": {"image": images[train], "label": labels[train]},
