@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ascii_letter import AsciiLetterConfig
-from ascii_letter.dataset import TYPEFACES, make_raw_data, save_datasets
+from ascii_letter import AsciiLetterConfig, dataset
+from ascii_letter.dataset import TYPEFACES, make_raw_data, render_example, save_datasets
 from mlpipes.errors import DataError
 from mlpipes.records import Records
 
@@ -32,6 +32,26 @@ def test_tarball_layout_and_images(tmp_path):
     border = np.concatenate([image[0], image[-1], image[:, 0], image[:, -1]])
     assert border.mean() < 40 and image.max() > 200  # white ink on black, like MNIST
     assert len(TYPEFACES) >= 6
+
+
+def test_each_generator_draws_its_own_letters_and_mixed_draws_both(tmp_path, monkeypatch):
+    strokes = make_raw_data(small(tmp_path), tmp_path / "s.tar.gz").read_bytes()
+    fonts = make_raw_data(small(tmp_path, generator="fonts"), tmp_path / "f.tar.gz").read_bytes()
+    assert strokes != fonts
+    monkeypatch.setattr(dataset, "render_letter", lambda char, rng, size: "font")
+    monkeypatch.setattr(dataset, "render_stroke_letter", lambda char, rng, drawing: "strokes")
+    config = small(tmp_path, generator="mixed")
+    drawn = [render_example("a", np.random.default_rng([0, 0, i]), config) for i in range(500)]
+    assert 0.14 < drawn.count("font") / 500 < 0.26  # one in five
+
+
+def test_more_than_a_hundred_per_class_keeps_names_sorted(tmp_path, monkeypatch):
+    monkeypatch.setattr(dataset, "render_stroke_letter", lambda char, rng, drawing: np.zeros((32, 32), np.uint8))
+    config = AsciiLetterConfig(artifact_dir=str(tmp_path), examples_per_class=101)
+    path = make_raw_data(config, tmp_path / "a.tar.gz")
+    with tarfile.open(path) as tar:
+        names = [n for n in tar.getnames() if n.startswith("images/a/")]
+    assert names[:2] == ["images/a/000.png", "images/a/001.png"] and names == sorted(names) and len(names) == 101
 
 
 def test_stratified_split_counts_are_exact(tmp_path):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import string
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from mlpipes.config import param
 from mnist.config import MnistConfig
@@ -29,6 +29,9 @@ class AsciiLetterConfig(MnistConfig):
     epochs: int = param(15, "passes over the training set")
     batch_size: int = param(32, "examples per optimisation step")
     learning_rate: float = param(0.003, "peak learning rate of the one-cycle schedule (AdamW)")
+    generator: Literal["strokes", "fonts", "mixed"] = param(
+        "strokes", "what make-raw-data draws: pen strokes like handwriting, font glyphs, or mixed (4 strokes : 1 font)"
+    )
 
     @property
     def labels(self) -> tuple[str, ...]:

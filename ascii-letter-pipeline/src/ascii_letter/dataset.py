@@ -1,6 +1,8 @@
-"""Letter images: a deterministic font renderer for the raw tarball, and tarball → records.
+"""Letter images: deterministic generators for the raw tarball, and tarball → records.
 
-The raw layout is a tarball of ``images/<letter>/<NN>.png``, white ink on black like MNIST.
+The generator is the config's: handwriting-like pen strokes (``ascii_letter.strokes``), font
+glyphs (``render_letter``), or both mixed. The raw layout is a tarball of
+``images/<letter>/<NN>.png``, white ink on black like MNIST.
 Records are written in MNIST's format, so ``mnist.dataset.load_split`` reads them unchanged.
 """
 
@@ -18,6 +20,7 @@ from PIL import Image, ImageDraw, ImageFont
 from tqdm.auto import tqdm
 
 from ascii_letter.config import AsciiLetterConfig
+from ascii_letter.strokes import render_stroke_letter
 from mlpipes.artifacts import atomic_path, sha256_file
 from mlpipes.commands import existing_records
 from mlpipes.errors import DataError
@@ -26,6 +29,7 @@ from mlpipes.splits import stratified_split
 from mlpipes.tarballs import check_classes, read_image_tarball
 from mnist.preprocess import preprocess_images
 
+MIXED_FONT_SHARE = 0.2  # generator="mixed": one image in five is a font glyph
 FONT_DIR = Path(matplotlib.get_data_path()) / "fonts" / "ttf"  # fonts that ship with matplotlib
 TYPEFACES = {  # family: its weights and styles
     "DejaVu Sans": ["DejaVuSans.ttf", "DejaVuSans-Bold.ttf", "DejaVuSans-Oblique.ttf", "DejaVuSans-BoldOblique.ttf"],
@@ -59,10 +63,19 @@ def render_letter(char: str, rng: np.random.Generator, size: int = 32) -> np.nda
     return np.asarray(square.resize((size, size), Image.LANCZOS))
 
 
+def render_example(char: str, rng: np.random.Generator, config: AsciiLetterConfig) -> np.ndarray:
+    """One training image of ``char`` from the config's generator: uint8 ``(image_size, image_size)``."""
+    fonts = config.generator == "fonts" or (config.generator == "mixed" and rng.random() < MIXED_FONT_SHARE)
+    if fonts:
+        return render_letter(char, rng, config.image_size)
+    return render_stroke_letter(char, rng, config.drawing)
+
+
 def make_raw_data(config: AsciiLetterConfig, output: Path | None = None) -> Path:
     """Render ``examples_per_class`` images per letter (half upper, half lower case) into a tarball.
     Byte-identical for the same seed: each image has its own RNG, and tar/gzip/PNG carry no times."""
     output = output or config.tarball_path
+    digits = max(2, len(str(config.examples_per_class - 1)))
     with (
         atomic_path(output) as tmp,
         open(tmp, "wb") as raw,
@@ -72,10 +85,10 @@ def make_raw_data(config: AsciiLetterConfig, output: Path | None = None) -> Path
         for label_index, letter in enumerate(tqdm(config.labels, desc="rendering", unit="letter", leave=False)):
             for i in range(config.examples_per_class):
                 rng = np.random.default_rng([config.seed, label_index, i])
-                pixels = render_letter(letter.upper() if i % 2 == 0 else letter, rng, config.image_size)
+                pixels = render_example(letter.upper() if i % 2 == 0 else letter, rng, config)
                 png = io.BytesIO()
                 Image.fromarray(pixels).save(png, format="PNG")
-                member = tarfile.TarInfo(f"images/{letter}/{i:02d}.png")
+                member = tarfile.TarInfo(f"images/{letter}/{i:0{digits}d}.png")
                 member.size, member.mode = png.tell(), 0o644
                 tar.addfile(member, io.BytesIO(png.getvalue()))
     return output
