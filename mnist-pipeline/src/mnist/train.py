@@ -1,4 +1,4 @@
-"""The training recipe: AdamW with a one-cycle schedule, label-smoothed cross-entropy, augmentation.
+"""The training recipe: AdamW with a one-cycle schedule, label-smoothed cross-entropy, batch augmentation.
 
 Read top to bottom: set up the run, get the data, build the model, choose optimizer and
 schedule, define one training step's loss, fit, save. The loop around it (seeded, progress bar,
@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from mlpipes.training import Trainer
+from mnist.augment import Augmentation
 from mnist.config import MnistConfig
 from mnist.dataset import batch_inputs
 from mnist.model import mnist_classifier, mnist_parent_features
@@ -36,8 +37,12 @@ def train_model(config: MnistConfig, resume: bool = False, force: bool = False) 
         pct_start=config.warmup_fraction,
     )
 
+    augment = Augmentation.from_config(config) if config.augment else None  # so drawn digits look familiar
+
     def loss(model: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         images = batch_inputs(batch)
+        if augment is not None:
+            images = augment(images, trainer.generator)  # the trainer reseeds it every step: resumes exactly
         logits = model(images)
         return nn.functional.cross_entropy(logits, batch["label"], label_smoothing=config.label_smoothing), logits
 
