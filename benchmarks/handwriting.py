@@ -65,11 +65,14 @@ def case_report(probs: np.ndarray, samples: list[dict[str, Any]], labels: tuple[
     hit1, hit3 = top3[:, 0] == truth, (top3 == truth[:, None]).any(1)
     per_char = Counter(s["char"] for s in samples)
     mistakes = Counter((s["char"], labels[p]) for s, p, ok in zip(samples, top3[:, 0], hit1) if not ok)
+    from mlpipes.calibration import expected_calibration_error
+
     return {
         "n": len(samples),
         "top1": float(hit1.mean()),
         "top3": float(hit3.mean()),
         "mean_top1_probability": float(probs.max(1).mean()),
+        "ece": float(expected_calibration_error(probs, truth)),
         "confusions": [
             {"char": c, "predicted": p, "count": n, "share": round(n / per_char[c], 3)}
             for (c, p), n in mistakes.most_common(worst)
@@ -116,11 +119,12 @@ def find_manifest(folder: Path, pipeline: str) -> str | bool:
 def text_report(result: dict[str, Any]) -> str:
     lines = [f"real handwriting: {result['strokes']}"]
     lines += [f"  {name} weights: {source}" for name, source in result["weights"].items()]
-    lines.append(f"  {'case':<11} {'n':>5} {'top-1':>6} {'top-3':>6} {'p(top-1)':>8}  worst confusions")
+    lines.append(f"  {'case':<11} {'n':>5} {'top-1':>6} {'top-3':>6} {'p(top-1)':>8} {'ECE':>6}  worst confusions")
     for case, r in result["cases"].items():
         worst = ", ".join(f"{c['char']}→{c['predicted']} {c['count']}" for c in r["confusions"][:6])
         lines.append(
-            f"  {case:<11} {r['n']:>5} {r['top1']:>6.3f} {r['top3']:>6.3f} {r['mean_top1_probability']:>8.3f}  {worst}"
+            f"  {case:<11} {r['n']:>5} {r['top1']:>6.3f} {r['top3']:>6.3f} {r['mean_top1_probability']:>8.3f} "
+            f"{r['ece']:>6.3f}  {worst}"
         )
     return "\n".join(lines)
 
