@@ -52,10 +52,11 @@ scaffold-check: venv
 	done; $(BIN)/pip uninstall -y -q $(SCAFFOLDED); exit $$status
 
 ## pretrained: retrain the weights bundled in every pipeline package from its committed config
+## (--force: the committed config names the bundled version, which this rebuilds on purpose)
 pretrained: venv
 	rm -rf build/pretrained
 	$(BIN)/mnist save-datasets --artifact-dir build/pretrained
-	$(BIN)/mnist train-model --config mnist-pipeline/src/mnist/configs/pretrained.yml --artifact-dir build/pretrained
+	$(BIN)/mnist train-model --config mnist-pipeline/src/mnist/configs/pretrained.yml --artifact-dir build/pretrained --force
 	rm -f mnist-pipeline/src/mnist/pretrained/mnist-*
 	cp build/pretrained/weights/mnist-* mnist-pipeline/src/mnist/pretrained/
 	$(MAKE) pretrained-letters
@@ -64,8 +65,8 @@ pretrained: venv
 ## pretrained-letters: retrain the letter weights (on the bundled MNIST features) from their committed config
 pretrained-letters: venv
 	rm -rf build/pretrained-letters
-	$(BIN)/ascii-letter save-datasets --artifact-dir build/pretrained-letters
-	$(BIN)/ascii-letter train-model --config ascii-letter-pipeline/src/ascii_letter/configs/pretrained.yml --artifact-dir build/pretrained-letters
+	$(BIN)/ascii-letter save-datasets --config ascii-letter-pipeline/src/ascii_letter/configs/pretrained.yml --artifact-dir build/pretrained-letters
+	$(BIN)/ascii-letter train-model --config ascii-letter-pipeline/src/ascii_letter/configs/pretrained.yml --artifact-dir build/pretrained-letters --force
 	rm -f ascii-letter-pipeline/src/ascii_letter/pretrained/ascii_letter-*
 	cp build/pretrained-letters/weights/ascii_letter-* ascii-letter-pipeline/src/ascii_letter/pretrained/
 

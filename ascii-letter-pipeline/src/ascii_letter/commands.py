@@ -11,7 +11,8 @@ from mnist.commands import train_model
 
 
 def make_raw_data(config: AsciiLetterConfig, output: Annotated[str, "where to write the tarball"] = "") -> None:
-    """Render the letter tarball (images/<a..z>/<NN>.png); same seed, same bytes."""
+    """Render the letter tarball (images/<a..z>/<NNN>.png): pen strokes like handwriting, font glyphs or both
+    (--generator); same seed, same bytes."""
     from ascii_letter import dataset
 
     path = dataset.make_raw_data(config, Path(output) if output else None)
