@@ -19,6 +19,7 @@ from mnist.dataset import load_split
 from mnist.model import mnist_parent_features
 
 BUNDLED = bundled(MnistConfig())
+PINNED = MnistConfig.pretrained_version
 
 
 @pytest.fixture(autouse=True)
@@ -48,7 +49,8 @@ def test_deploy_to_s3_then_pull_into_an_empty_cache_and_predict(
     assert "nothing to do" in capsys.readouterr().out
     assert mnist("list-versions", "--registry", url) == 0
     listing = capsys.readouterr().out
-    assert "1.0.0" in listing and "test accuracy 0.9938" in listing and "features, classifier" in listing
+    accuracy = read_manifest(BUNDLED)["metrics"]["test_accuracy"]
+    assert PINNED in listing and f"test accuracy {accuracy:.4f}" in listing and "features, classifier" in listing
 
     model = mnist_classifier(pretrained=url)  # the pinned version, pulled into the empty cache
     images, labels = mnist_test_images(500, mnist_config)
@@ -56,11 +58,11 @@ def test_deploy_to_s3_then_pull_into_an_empty_cache_and_predict(
     assert (probabilities.argmax(1) == labels).mean() > 0.97
     np.testing.assert_array_equal(probabilities, mnist_classifier(pretrained=True).predict(images))
 
-    assert mnist("pull", "1.0.0", "--registry", url) == 0
+    assert mnist("pull", PINNED, "--registry", url) == 0
     cached = Path(capsys.readouterr().out.strip().rsplit(" ", 1)[-1])
     assert cached.read_bytes() == BUNDLED.read_bytes()
     assert mnist("pull", "2.0.0", "--registry", url) == 1
-    assert "no mnist version 2.0.0 (published: 1.0.0)" in capsys.readouterr().err
+    assert f"no mnist version 2.0.0 (published: {PINNED})" in capsys.readouterr().err
 
 
 def test_deploy_refuses_changed_content_and_needs_trained_weights(
@@ -70,7 +72,7 @@ def test_deploy_refuses_changed_content_and_needs_trained_weights(
     assert mnist("deploy", "--registry", registry) == 1
     assert "no trained mnist weights" in capsys.readouterr().err
     assert mnist("deploy", "--weights", "pretrained", "--registry", registry) == 0
-    retrained = save_copy(tmp_path / "retrained", "1.0.0", scale=0.5)
+    retrained = save_copy(tmp_path / "retrained", PINNED, scale=0.5)
     assert mnist("deploy", "--weights", str(retrained), "--registry", registry) == 1
     error = capsys.readouterr().err
     assert re.search(r"mnist-features-1\.0\.0[\w.+-]*\.safetensors differs", error) and error.count("\n") == 1
@@ -113,7 +115,7 @@ def test_pretrained_features_from_a_registry_are_recorded_in_the_lineage(tmp_pat
     child = MnistConfig(pretrained_features=registry, artifact_dir=str(tmp_path / "child"))
     features, lineage = mnist_parent_features(child)
     expected = read_manifest(BUNDLED)["files"]["features"]
-    assert lineage["source"] == registry and lineage["version"] == "1.0.0"
+    assert lineage["source"] == registry and lineage["version"] == PINNED
     assert lineage["sha256"] == expected["sha256"] and lineage["file"] == expected["file"]
     model = mnist_classifier(child)  # a fresh classifier starts from the registry's features
     assert all(torch.equal(model.features.state_dict()[k], v) for k, v in features.items())
