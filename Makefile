@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/pip install --disable-pip-version-check -q -c constraints.txt
-PACKAGES := -e ./mlpipes -e ./mnist-pipeline -e ./ascii-letter-pipeline
+PACKAGES := -e ./mlpipes -e ./mnist-pipeline -e ./ascii-letter-pipeline -e ./breast-cancer-pipeline
 
 # Offline machines: MNIST comes from a local mirror folder when one is beside the repo.
 ifeq ($(origin MNIST_MIRROR), undefined)
@@ -13,7 +13,7 @@ export MNIST_MIRROR := $(abspath ../shared/data/mnist)
 endif
 endif
 
-.PHONY: venv demo test lint pretrained pretrained-letters bench clean web serve
+.PHONY: venv demo test lint pretrained pretrained-letters pretrained-breast-cancer bench clean web serve scaffold-check
 
 venv: $(VENV)/.installed
 
@@ -31,26 +31,54 @@ demo: venv
 	$(BIN)/mnist evaluate --weights trained
 
 ## test: set up, then lint and run every test
-test: venv lint web
+test: venv lint web scaffold-check
 	$(BIN)/pytest
 
 lint: venv
 	$(BIN)/ruff check .
 
-## pretrained: retrain the weights bundled in the mnist package from its committed config
+## scaffold-check: `mlpipes new` a standalone and a child (of mnist) package, install both, run their own tests
+SCAFFOLD := build/scaffold
+SCAFFOLDED := scaffold-demo-pipeline scaffold-child-pipeline
+scaffold-check: venv
+	$(BIN)/pip uninstall -y -q $(SCAFFOLDED) 2>/dev/null || true
+	rm -rf $(SCAFFOLD)
+	$(BIN)/mlpipes new $(SCAFFOLD)/scaffold-demo
+	$(BIN)/mlpipes new $(SCAFFOLD)/scaffold-child --parent mnist
+	$(PIP) --no-deps -e $(SCAFFOLD)/scaffold-demo -e $(SCAFFOLD)/scaffold-child
+	$(BIN)/ruff check -q $(SCAFFOLD)
+	status=0; for pkg in scaffold-demo scaffold-child; do \
+	  $(BIN)/pytest -q -p no:cacheprovider $(SCAFFOLD)/$$pkg/tests || status=1; \
+	done; $(BIN)/pip uninstall -y -q $(SCAFFOLDED); exit $$status
+
+## pretrained: retrain the weights bundled in every pipeline package from its committed config
+## (--force: the committed config names the bundled version, which this rebuilds on purpose)
 pretrained: venv
 	rm -rf build/pretrained
 	$(BIN)/mnist save-datasets --artifact-dir build/pretrained
-	$(BIN)/mnist train-model --config mnist-pipeline/src/mnist/configs/pretrained.yml --artifact-dir build/pretrained
+	$(BIN)/mnist train-model --config mnist-pipeline/src/mnist/configs/pretrained.yml --artifact-dir build/pretrained --force
+	rm -f mnist-pipeline/src/mnist/pretrained/mnist-*
 	cp build/pretrained/weights/mnist-* mnist-pipeline/src/mnist/pretrained/
 	$(MAKE) pretrained-letters
+	$(MAKE) pretrained-breast-cancer
 
 ## pretrained-letters: retrain the letter weights (on the bundled MNIST features) from their committed config
 pretrained-letters: venv
 	rm -rf build/pretrained-letters
-	$(BIN)/ascii-letter save-datasets --artifact-dir build/pretrained-letters
-	$(BIN)/ascii-letter train-model --config ascii-letter-pipeline/src/ascii_letter/configs/pretrained.yml --artifact-dir build/pretrained-letters
+	$(BIN)/ascii-letter save-datasets --config ascii-letter-pipeline/src/ascii_letter/configs/pretrained.yml --artifact-dir build/pretrained-letters
+	$(BIN)/ascii-letter train-model --config ascii-letter-pipeline/src/ascii_letter/configs/pretrained.yml --artifact-dir build/pretrained-letters --force
+	rm -f ascii-letter-pipeline/src/ascii_letter/pretrained/ascii_letter-*
 	cp build/pretrained-letters/weights/ascii_letter-* ascii-letter-pipeline/src/ascii_letter/pretrained/
+
+## pretrained-breast-cancer: retrain the breast-cancer weights (version 1.0.0, replacing the bundled ones) from their committed config
+BC_BUILD := build/pretrained-breast-cancer
+BC_PRETRAINED := breast-cancer-pipeline/src/breast_cancer/pretrained
+pretrained-breast-cancer: venv
+	rm -rf $(BC_BUILD) && rm -f $(BC_PRETRAINED)/breast_cancer-*
+	$(BIN)/breast-cancer save-datasets --artifact-dir $(BC_BUILD)
+	$(BIN)/breast-cancer train-model --config breast-cancer-pipeline/src/breast_cancer/configs/pretrained.yml \
+	  --artifact-dir $(BC_BUILD) --model-version 1.0.0
+	cp $(BC_BUILD)/weights/breast_cancer-* $(BC_PRETRAINED)/
 
 ## bench: the benchmark suite (not part of test): BENCH_QUICK=1 for fewer repeats, ROW="name ..." for some rows
 bench: venv
@@ -59,20 +87,32 @@ bench: venv
 clean:
 	rm -rf build .pytest_cache .ruff_cache
 
-## web: vendor ONNX Runtime Web from npm into web/vendor, export the bundled models into web/models
+## web: vendor ONNX Runtime Web from npm into web/vendor, export the bundled models into web/models.
+## Each step reruns only when its inputs changed (the lock file, the bundled weights, the installed code).
 ORT_WEB := web/node_modules/onnxruntime-web/dist
-web: venv
+BUNDLED := $(wildcard */src/*/pretrained/*.json)
+web: web/vendor/.vendored web/models/.exported
+
+web/node_modules/.installed: web/package-lock.json
 	cd web && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
-	mkdir -p web/vendor web/models
+	touch $@
+
+web/vendor/.vendored: web/node_modules/.installed
+	mkdir -p web/vendor
 	cp $(ORT_WEB)/ort.wasm.min.mjs $(ORT_WEB)/ort-wasm-simd-threaded.mjs $(ORT_WEB)/ort-wasm-simd-threaded.wasm web/vendor/
-	$(BIN)/mnist save-datasets --artifact-dir build/web/mnist
-	$(BIN)/mnist export-onnx --weights pretrained --artifact-dir build/web/mnist
-	cp build/web/mnist/weights/*.onnx web/models/
-	if [ -x $(BIN)/ascii-letter ]; then \
-	  $(BIN)/ascii-letter save-datasets --artifact-dir build/web/ascii_letter && \
-	  $(BIN)/ascii-letter export-onnx --weights pretrained --artifact-dir build/web/ascii_letter && \
-	  cp build/web/ascii_letter/weights/*.onnx web/models/; \
-	fi
+	touch $@
+
+web/models/.exported: $(VENV)/.installed $(BUNDLED)
+	mkdir -p web/models
+	for pipeline in mnist ascii-letter; do \
+	  dir=build/web/$$pipeline; \
+	  if [ -x $(BIN)/$$pipeline ]; then \
+	    $(BIN)/$$pipeline save-datasets --artifact-dir $$dir && \
+	    $(BIN)/$$pipeline export-onnx --weights pretrained --artifact-dir $$dir && \
+	    cp $$dir/weights/*.onnx web/models/ || exit 1; \
+	  fi; \
+	done
+	touch $@
 
 ## serve: the web app and its models on http://127.0.0.1:8000/
 serve: web

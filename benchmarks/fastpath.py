@@ -1,26 +1,26 @@
-"""The training loop's batch gather, as ``mnist.train.train_one_epoch`` does it, and the plain baseline.
+"""The training loop's batch gather, as ``mlpipes.training.InMemorySource`` and mnist's
+``batch_inputs`` do it, and the plain baseline.
 
 Records are loaded once into memory as uint8 ``(N, 1, H, W)``; each step indexes a batch out of
 them and converts it to float in [0, 1], channels-last. ``GATHER_FRAGMENTS`` are the pieces of
-``train.py`` this mirrors: a test checks they are still there, so this benchmark cannot silently
-drift from the code it claims to measure.
+``training.py`` this mirrors: a test checks they are still there, so this benchmark cannot
+silently drift from the code it claims to measure.
 """
 
 from __future__ import annotations
 
 import torch
 
-GATHER_FRAGMENTS = (
-    "images[batch]",
-    ".float().div_(255).contiguous(memory_format=torch.channels_last)",
-    "labels[batch]",
-)
+GATHER_FRAGMENTS = ("{name: column[index] for name, column in self.columns.items()}",)
 
 
 def our_gather(images: torch.Tensor, labels: torch.Tensor, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """One training batch from the uint8 images in memory (on the training device), as train.py builds it."""
-    x = images[batch].float().div_(255).contiguous(memory_format=torch.channels_last)
-    return x, labels[batch]
+    """One training batch from the uint8 images in memory (on the training device), as the trainer builds it."""
+    from mnist.dataset import batch_inputs
+
+    columns = {"image": images[:, 0], "label": labels}
+    picked = {name: column[batch] for name, column in columns.items()}  # InMemorySource.batches
+    return batch_inputs(picked), picked["label"]
 
 
 def plain_gather(images: torch.Tensor, labels: torch.Tensor, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -15,7 +15,8 @@ import torch
 from torch import nn
 
 from benchmarks.fastpath import batches, our_gather
-from mnist.evaluate import evaluate_model
+from mlpipes.training import InMemorySource, evaluate
+from mnist.dataset import batch_inputs
 
 KERAS_PARAMETERS = 34_826
 
@@ -25,7 +26,7 @@ class KerasConvnet(nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        self.labels = tuple(str(d) for d in range(10))  # evaluate_model reads them
+        self.labels = tuple(str(d) for d in range(10))  # evaluation reads them
         self.net = nn.Sequential(
             nn.Conv2d(1, 32, 3),
             nn.ReLU(),
@@ -92,3 +93,9 @@ def time_to_accuracy(
         if test["accuracy"] >= target:
             return {"seconds": seconds, "epochs": epoch + 1, "history": history}
     return {"seconds": float("inf"), "epochs": None, "history": history}
+
+
+def evaluate_model(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> dict[str, Any]:
+    """Accuracy and loss on uint8 images (N,1,H,W), through the trainer's own evaluation."""
+    source = InMemorySource({"image": images[:, 0], "label": labels}, 1000, shuffle=False)
+    return evaluate(model, source, batch_inputs, model.labels)

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ascii_letter import AsciiLetterConfig
-from ascii_letter.dataset import TYPEFACES, make_raw_data, save_datasets
+from ascii_letter import AsciiLetterConfig, dataset
+from ascii_letter.dataset import TYPEFACES, make_raw_data, render_example, save_datasets
 from mlpipes.errors import DataError
 from mlpipes.records import Records
 
@@ -32,6 +32,26 @@ def test_tarball_layout_and_images(tmp_path):
     border = np.concatenate([image[0], image[-1], image[:, 0], image[:, -1]])
     assert border.mean() < 40 and image.max() > 200  # white ink on black, like MNIST
     assert len(TYPEFACES) >= 6
+
+
+def test_each_generator_draws_its_own_letters_and_mixed_draws_both(tmp_path, monkeypatch):
+    strokes = make_raw_data(small(tmp_path), tmp_path / "s.tar.gz").read_bytes()
+    fonts = make_raw_data(small(tmp_path, generator="fonts"), tmp_path / "f.tar.gz").read_bytes()
+    assert strokes != fonts
+    monkeypatch.setattr(dataset, "render_letter", lambda char, rng, size: "font")
+    monkeypatch.setattr(dataset, "render_stroke_letter", lambda char, rng, drawing: "strokes")
+    config = small(tmp_path, generator="mixed")
+    drawn = [render_example("a", np.random.default_rng([0, 0, i]), config) for i in range(500)]
+    assert 0.14 < drawn.count("font") / 500 < 0.26  # one in five
+
+
+def test_more_than_a_hundred_per_class_keeps_names_sorted(tmp_path, monkeypatch):
+    monkeypatch.setattr(dataset, "render_stroke_letter", lambda char, rng, drawing: np.zeros((32, 32), np.uint8))
+    config = AsciiLetterConfig(artifact_dir=str(tmp_path), examples_per_class=101)
+    path = make_raw_data(config, tmp_path / "a.tar.gz")
+    with tarfile.open(path) as tar:
+        names = [n for n in tar.getnames() if n.startswith("images/a/")]
+    assert names[:2] == ["images/a/000.png", "images/a/001.png"] and names == sorted(names) and len(names) == 101
 
 
 def test_stratified_split_counts_are_exact(tmp_path):
@@ -79,9 +99,9 @@ good = member("images/a/00.png", png())
             r"'images/a/hard.png' is a link",
         ),
         (member("images/a/dev.png", type=tarfile.CHRTYPE), r"'images/a/dev.png' is a device"),
-        (member("images/a/huge.png", b"\0" * (2 << 20)), r"'images/a/huge.png' is 2097152 bytes"),
+        (member("images/a/huge.png", b"\0" * (9 << 20)), r"'images/a/huge.png': size in bytes 9,437,184 is over"),
         (member("images/a/notes.txt", b"hello"), r"'images/a/notes.txt' is not images/<label>/"),
-        (member("images/a/fake.png", b"not a png"), r"'images/a/fake.png' is not a readable image"),
+        (member("images/a/fake.png", b"not a png"), r"'images/a/fake.png': not a readable image"),
         (member("images/7/00.png", png()), r"'images/7/00.png': folder '7' is not one of the labels"),
     ],
     ids=["traversal", "absolute", "symlink", "hardlink", "device", "huge", "non-image", "fake-png", "bad-label"],
@@ -96,10 +116,12 @@ def test_malicious_or_malformed_tarballs_are_refused_naming_the_member(tmp_path,
 
 def test_a_user_tarball_of_dark_on_white_jpgs_of_any_size_is_accepted(tmp_path):
     members = []
-    for letter in "abcdefghijklmnopqrstuvwxyz":
+    for k, letter in enumerate("abcdefghijklmnopqrstuvwxyz"):
         for i in range(3):
             image = Image.new("L", (64, 48), 255)
             image.paste(0, (20, 10, 40, 40))  # a dark block on white
+            x, y = 44 + k % 13, 2 + i * 4 + k // 13 * 12
+            image.paste(0, (x, y, x + 3, y + 3))  # a dot that makes each image unique (no duplicates)
             buffer = io.BytesIO()
             image.save(buffer, format="JPEG")
             members.append(member(f"images/{letter.upper() if i else letter}/{i}.jpg", buffer.getvalue()))
@@ -110,3 +132,53 @@ def test_a_user_tarball_of_dark_on_white_jpgs_of_any_size_is_accepted(tmp_path):
     assert images.shape == (52, 32, 32) and records.rows("test") == 26
     assert images[:, 0, 0].max() < 30 and images[:, 16, 16].min() > 220  # inverted to white on black
     assert Records.open(config.records_url).index["provenance"]["tarball"] == "user.tar.gz"
+
+
+def test_a_mistyped_tarball_path_is_refused_not_rendered(tmp_path):
+    typo = tmp_path / "typo" / "path.tar.gz"
+    with pytest.raises(DataError, match=r"path\.tar\.gz: no such tarball file; check --tarball"):
+        save_datasets(small(tmp_path, tarball=str(typo)))
+    with pytest.raises(DataError, match="no such tarball file"):
+        save_datasets(small(tmp_path), tarball=typo)
+    assert not typo.exists() and not typo.parent.exists()
+    with pytest.raises(DataError, match="no such tarball file"):
+        save_datasets(small(tmp_path, tarball=str(tmp_path)))  # a folder is no tarball either
+
+
+def distinct_png(k: int) -> bytes:
+    pixels = np.zeros((32, 32), np.uint8)
+    y, x = divmod(k, 28)
+    pixels[y : y + 4, x : x + 4] = 255
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("letters", "message"),
+    [
+        ("ab", r"no images for 24 of 26 classes \(c, d, e, .*\)"),
+        ("abcdefghijklmnopqrstuvwxy", r"1 of 26 classes \(z\)"),
+    ],
+    ids=["2-of-26", "one-missing"],
+)
+def test_missing_classes_are_refused_by_name(tmp_path, letters, message):
+    members = [member(f"images/{c}/{i}.png", distinct_png(k * 3 + i)) for k, c in enumerate(letters) for i in range(3)]
+    members.append((tarfile.TarInfo("images/z/"), None))  # an empty class folder counts as missing
+    members[-1][0].type = tarfile.DIRTYPE
+    tarball = write_tar(tmp_path / "some.tar.gz", members)
+    with pytest.raises(DataError, match=message):
+        save_datasets(small(tmp_path, tarball=str(tarball)))
+
+
+def test_the_same_image_under_two_labels_is_refused_naming_both(tmp_path):
+    members = [
+        member(f"images/{c}/{i}.png", distinct_png(k * 3 + i)) for k, c in enumerate(string_letters) for i in range(3)
+    ]
+    members.append(member("images/q/dup.png", distinct_png(0)))  # images/a/0.png's bytes
+    tarball = write_tar(tmp_path / "dup.tar.gz", members)
+    with pytest.raises(DataError, match=r"'images/a/0\.png' \(a\) and 'images/q/dup\.png' \(q\) hold the same image"):
+        save_datasets(small(tmp_path, tarball=str(tarball)))
+
+
+string_letters = "abcdefghijklmnopqrstuvwxyz"

@@ -9,11 +9,14 @@ import torch
 
 from ascii_letter import AsciiLetterConfig, ascii_letter_classifier
 from mlpipes.errors import IntegrityError
-from mlpipes.weights import load_state_dict, read_manifest
+from mlpipes.records import Records
+from mlpipes.resolve import bundled
+from mlpipes.training import InMemorySource, evaluate
+from mlpipes.weights import find_versions, load_state_dict, read_manifest
 from mnist import MnistConfig
-from mnist.weights import bundled_manifest
+from mnist.dataset import batch_inputs, load_split
 
-MNIST_MANIFEST = bundled_manifest(MnistConfig())
+MNIST_MANIFEST = bundled(MnistConfig())
 
 
 def test_the_child_starts_from_mnist_features_with_a_new_head():
@@ -46,7 +49,8 @@ def test_short_end_to_end_run_records_the_parent_lineage(tmp_path):
     letters("make-raw-data")
     assert "dataset records (train 182, test 78)" in letters("save-datasets")
     assert "test accuracy" in letters("train-model")
-    manifest = read_manifest(tmp_path / "weights" / "ascii_letter-1.0.0.json")
+    (manifest_path,) = find_versions(tmp_path / "weights", "ascii_letter")
+    manifest = read_manifest(manifest_path)
     parent = json.loads(MNIST_MANIFEST.read_text())
     assert manifest["parent"]["name"] == "mnist" and manifest["parent"]["version"] == parent["version"]
     assert manifest["parent"]["sha256"] == parent["files"]["features"]["sha256"]
@@ -55,16 +59,11 @@ def test_short_end_to_end_run_records_the_parent_lineage(tmp_path):
 
 
 def test_bundled_letter_weights_on_the_generated_test_split(letter_config):
-    from mnist.dataset import load_split
-    from mnist.evaluate import evaluate_model
-
     images, labels = load_split(letter_config, "test")
     assert len(images) == 520
-    accuracy = evaluate_model(ascii_letter_classifier(pretrained=True), images, labels)["accuracy"]
-    assert accuracy >= 0.95
-    manifest = read_manifest(bundled_manifest(AsciiLetterConfig()))
+    model = ascii_letter_classifier(pretrained=True)
+    source = InMemorySource({"image": images[:, 0], "label": labels}, 1000, shuffle=False)
+    assert evaluate(model, source, batch_inputs, model.labels)["accuracy"] >= 0.95
+    manifest = read_manifest(bundled(AsciiLetterConfig()))
     assert manifest["parent"]["sha256"] == json.loads(MNIST_MANIFEST.read_text())["files"]["features"]["sha256"]
-    assert (
-        manifest["dataset_sha256"]
-        == __import__("mlpipes.records").records.Records.open(letter_config.records_url).sha256
-    )
+    assert manifest["dataset_sha256"] == Records.open(letter_config.records_url).sha256

@@ -62,11 +62,11 @@ def predict_onnxruntime(bench: Bench) -> list[Metric]:
     try:
         import onnxruntime
 
-        from mnist.export import export_model, onnx_classifier
+        from mlpipes.commands import export_onnx, onnx_classifier
     except ImportError as e:
         raise NotAvailable(f"ONNX export not importable ({e}); it comes with issue 5 (branch web)") from None
     config = bench.config("onnx")
-    export_model(config, weights="pretrained")
+    export_onnx(config, weights="pretrained")
     images = test_images(bench, 256)
     single_thread = onnx_classifier(config, threads=1)  # the export's choice for small batches
     all_threads = onnx_classifier(config, threads=0)

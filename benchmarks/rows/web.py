@@ -21,7 +21,7 @@ WEB = REPO / "web"
 def browser(bench: Bench) -> list[Metric]:
     try:
         from mlpipes.browser import chromium_path, page_benchmark
-        from mnist.export import export_model
+        from mlpipes.commands import export_onnx
     except ImportError as e:
         raise NotAvailable(f"web app driver not importable ({e}); it comes with issue 5 (branch web)") from None
     if not (WEB / "index.html").exists():
@@ -36,7 +36,7 @@ def browser(bench: Bench) -> list[Metric]:
         raise NotAvailable("the playwright package is not installed (requirements-dev.txt)") from None
 
     config = bench.config("browser")
-    export_model(config, weights="pretrained")
+    export_onnx(config, weights="pretrained")
     runs = bench.repeats(full=1000, quick=300)
     pages = [
         next(r for r in page_benchmark(WEB, [config.weights_dir], runs=runs) if r["pipeline"] == config.pipeline)

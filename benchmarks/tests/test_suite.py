@@ -75,10 +75,10 @@ def test_non_finite_values_become_json_null_and_print_as_never():
     assert format_value(0.04912, "s") == "0.0491 s"
 
 
-def test_our_gather_is_the_line_train_py_runs_and_gives_float_channels_last_batches():
-    from mnist import train
+def test_our_gather_is_the_line_the_trainer_runs_and_gives_float_channels_last_batches():
+    from mlpipes import training
 
-    source = inspect.getsource(train.train_one_epoch)
+    source = inspect.getsource(training.InMemorySource.batches)
     assert all(fragment in source for fragment in GATHER_FRAGMENTS)
     images = torch.randint(0, 256, (50, 1, 28, 28), dtype=torch.uint8)
     labels = torch.arange(50)

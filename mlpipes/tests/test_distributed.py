@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 from pathlib import Path
@@ -23,6 +24,19 @@ def test_epoch_shares_are_equal_disjoint_and_drop_only_the_remainder(count: int,
     taken = [i for s in shares for i in s]
     assert len(set(taken)) == len(taken) == count // world * world
     assert set(taken) <= set(range(count))
+
+
+@pytest.mark.parametrize("count", [0, 1, 10, 11, 1003])
+@pytest.mark.parametrize("world", [1, 2, 3, 7])
+def test_share_bounds_equal_for_training_and_covering_for_evaluation(count: int, world: int) -> None:
+    equal = [distributed.share_bounds(count, r, world) for r in range(world)]
+    assert {stop - start for start, stop in equal} == {count // world}
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(equal)) and equal[0][0] == 0  # contiguous, disjoint
+    cover = [distributed.share_bounds(count, r, world, equal=False) for r in range(world)]
+    assert [i for start, stop in cover for i in range(start, stop)] == list(range(count))  # every item once
+    assert max(b - a for a, b in cover) - min(b - a for a, b in cover) <= 1
+    with pytest.raises(ValueError, match=f"rank {world} outside a world of {world}"):
+        distributed.share_bounds(count, world, world)
 
 
 def test_epoch_order_is_seeded_by_seed_and_epoch() -> None:

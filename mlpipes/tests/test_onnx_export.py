@@ -45,7 +45,7 @@ def model() -> Tiny:
 @pytest.fixture(scope="module")
 def exported(model, tmp_path_factory):
     path = tmp_path_factory.mktemp("onnx") / "tiny.onnx"
-    export_onnx(model, path, image_shape=(1, 12, 12), metadata=METADATA)
+    export_onnx(model, path, example=torch.rand(2, 1, 12, 12), metadata=METADATA)
     return path
 
 
@@ -108,13 +108,19 @@ def test_export_version_records_onnx_in_the_manifest(model, tmp_path):
         code_version="test",
     )
     before = read_manifest(manifest_path)
-    entry = export_version(model, manifest_path, torch.rand(16, 1, 12, 12), image_shape=(1, 12, 12), metadata=METADATA)
+    entry = export_version(model, manifest_path, torch.rand(16, 1, 12, 12), metadata=METADATA)
     after = read_manifest(manifest_path)
     assert after["files"]["onnx"] == entry
-    assert entry["file"] == "tiny-0.1.0.onnx" and entry["bytes"] == (tmp_path / "tiny-0.1.0.onnx").stat().st_size
+    assert entry["file"] == f"tiny-onnx-0.1.0.{entry['sha256'][:16]}.onnx"
+    assert entry["bytes"] == (tmp_path / entry["file"]).stat().st_size
     assert entry["parity"]["examples"] == 16 and entry["parity"]["argmax_agreement"] == 1.0
     assert {k: v for k, v in after["files"].items() if k != "onnx"} == before["files"]  # weights untouched
-    assert not list(tmp_path.glob("*.tmp")) and not list(tmp_path.glob(".*"))
+    assert not list(tmp_path.glob("*.tmp")) and [p.name for p in tmp_path.glob(".*")] == [".weights.lock"]
+    weights_bytes = {p.name: p.read_bytes() for p in tmp_path.glob("*.safetensors")}
+    manifest_bytes = manifest_path.read_bytes()
+    again = export_version(model, manifest_path, torch.rand(16, 1, 12, 12), metadata=METADATA)
+    assert again["sha256"] == entry["sha256"] and manifest_path.read_bytes() == manifest_bytes  # same export: no-op
+    assert {p.name: p.read_bytes() for p in tmp_path.glob("*.safetensors")} == weights_bytes
 
     clf = OnnxClassifier.from_manifest(manifest_path)
     assert clf.labels == ("a", "b", "c")
@@ -143,12 +149,11 @@ def test_failed_parity_keeps_nothing(model, tmp_path, monkeypatch):
 
     monkeypatch.setattr(module, "check_parity", broken)
     with pytest.raises(ParityError):
-        export_version(model, manifest_path, torch.rand(4, 1, 12, 12), image_shape=(1, 12, 12), metadata=METADATA)
-    assert not (tmp_path / "tiny-0.2.0.onnx").exists()
+        export_version(model, manifest_path, torch.rand(4, 1, 12, 12), metadata=METADATA)
+    assert not list(tmp_path.glob("*.onnx"))
     assert manifest_path.read_bytes() == manifest_bytes
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
-        ["tiny-0.2.0.json", "tiny-classifier-0.2.0.safetensors"]
-    )
+    weights_file = read_manifest(manifest_path)["files"]["classifier"]["file"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([".weights.lock", "tiny-0.2.0.json", weights_file])
 
 
 def test_manifest_without_onnx_and_unreadable_files_fail_clearly(model, tmp_path):

@@ -39,13 +39,11 @@ def test_records_written_to_s3_read_back_and_cached_by_sha256(
     assert cached == {s["sha256"] for s in index["splits"]["train"]["shards"]}  # the test split is not read yet
 
     fs, _ = fsspec.core.url_to_fs(url)
-    assert sorted(Path(p).name for p in fs.ls(url)) == [
-        "index.json",
-        "test-00000-of-00001.parquet",
-        "train-00000-of-00003.parquet",
-        "train-00001-of-00003.parquet",
-        "train-00002-of-00003.parquet",
-    ]
+    assert sorted(Path(p).name for p in fs.ls(url)) == sorted(
+        ["index.json"] + [s["file"] for v in index["splits"].values() for s in v["shards"]]
+    )
+    assert [s["file"][:11] for s in index["splits"]["train"]["shards"]] == ["train-00000", "train-00001", "train-00002"]
+    records.verify()
 
 
 def test_a_corrupted_remote_shard_is_refused_not_cached(
@@ -53,10 +51,11 @@ def test_a_corrupted_remote_shard_is_refused_not_cached(
 ) -> None:
     monkeypatch.setenv("MLPIPES_CACHE", str(tmp_path / "cache"))
     url = f"s3://{s3_env.create_bucket()}/datasets/tiny"
-    write_records(url, small_splits(), name="tiny", provenance={})
     fs, _ = fsspec.core.url_to_fs(url)
-    fs.pipe_file(f"{url}/test-00000-of-00001.parquet", b"not the shard")
-    with pytest.raises(DataError, match=r"test-00000-of-00001.parquet: sha256 .* does not match the index"):
+    index = write_records(url, small_splits(), name="tiny", provenance={})
+    victim = index["splits"]["test"]["shards"][0]["file"]
+    fs.pipe_file(f"{url}/{victim}", b"not the shard")
+    with pytest.raises(DataError, match=rf"{victim}: sha256 .* does not match the index"):
         Records.open(url).load("test")
     assert not list((tmp_path / "cache").rglob("*.parquet"))
 

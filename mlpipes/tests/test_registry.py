@@ -17,7 +17,8 @@ from mlpipes.artifacts import sha256_bytes
 from mlpipes.config import Config
 from mlpipes.errors import ConfigError, DataError, IntegrityError, UserError
 from mlpipes.testing import S3Server
-from mlpipes.weights import load_state_dict, save_version
+from mlpipes.weights import add_file as add_to_version
+from mlpipes.weights import load_state_dict, read_manifest, save_version
 
 
 @pytest.fixture(autouse=True)
@@ -52,10 +53,14 @@ def make_version(folder: Path, version: str = "1.0.0", seed: int = 0, onnx: byte
 
 
 def add_file(manifest: Path, role: str, name: str, data: bytes) -> None:
-    (manifest.parent / name).write_bytes(data)
-    content = json.loads(manifest.read_text())
-    content["files"][role] = {"file": name, "sha256": sha256_bytes(data), "bytes": len(data)}
-    manifest.write_text(json.dumps(content, indent=2))
+    source = manifest.parent.parent / name
+    source.write_bytes(data)
+    add_to_version(manifest, role, source)
+
+
+def names(manifest: Path) -> dict[str, str]:
+    """role -> file name (content-addressed: ``toy-features-1.0.0.<sha16>.safetensors``)."""
+    return {role: entry["file"] for role, entry in read_manifest(manifest)["files"].items()}
 
 
 def storage(url: str) -> tuple[fsspec.AbstractFileSystem, str]:
@@ -66,9 +71,8 @@ def test_deploy_then_pull_into_an_empty_cache_gives_the_same_weights(registry_ur
     manifest = make_version(tmp_path / "weights")
     published = registry.Registry(registry_url).publish(manifest)
     assert published.status == "published"
-    assert set(published.files) == {
-        "toy-features-1.0.0.safetensors", "toy-classifier-1.0.0.safetensors", "toy-1.0.0.onnx", "toy-1.0.0.json"
-    }  # fmt: skip
+    assert set(published.files) == {*names(manifest).values(), "toy-1.0.0.json"}
+    assert all(name.startswith(f"toy-{role}-1.0.0.") for role, name in names(manifest).items())
 
     [listed] = registry.Registry(registry_url).versions("toy")
     assert listed["version"] == "1.0.0" and set(listed["files"]) == {"features", "classifier", "onnx"}
@@ -78,7 +82,7 @@ def test_deploy_then_pull_into_an_empty_cache_gives_the_same_weights(registry_ur
     for role in ("features", "classifier"):
         got, want = load_state_dict(pulled, role), load_state_dict(manifest, role)
         assert got.keys() == want.keys() and all(torch.equal(got[k], want[k]) for k in want)
-    assert (pulled.parent / "toy-1.0.0.onnx").read_bytes() == b"onnx-bytes"
+    assert (pulled.parent / names(manifest)["onnx"]).read_bytes() == b"onnx-bytes"
     assert pulled.parent.is_relative_to(registry.cache_root())
 
 
@@ -99,24 +103,25 @@ def test_redeploy_restores_a_file_missing_from_the_registry(registry_url: str, t
     manifest = make_version(tmp_path / "weights")
     registry.Registry(registry_url).publish(manifest)
     fs, root = storage(registry_url)
-    fs.rm_file(f"{root}/toy/1.0.0/toy-1.0.0.onnx")
+    onnx = names(manifest)["onnx"]
+    fs.rm_file(f"{root}/toy/1.0.0/{onnx}")
     repaired = registry.Registry(registry_url).publish(manifest)
-    assert repaired.status == "repaired" and repaired.files == ("toy-1.0.0.onnx",)
-    assert (registry.pull(registry_url, "toy", "1.0.0").parent / "toy-1.0.0.onnx").read_bytes() == b"onnx-bytes"
+    assert repaired.status == "repaired" and repaired.files == (onnx,)
+    assert (registry.pull(registry_url, "toy", "1.0.0").parent / onnx).read_bytes() == b"onnx-bytes"
 
 
 def test_changed_content_is_refused_naming_the_file_unless_forced(registry_url: str, tmp_path: Path) -> None:
     original = make_version(tmp_path / "a", seed=0)
     registry.Registry(registry_url).publish(original)
     retrained = make_version(tmp_path / "b", seed=1)
-    with pytest.raises(UserError, match=r"toy-features-1\.0\.0\.safetensors differs") as refused:
+    with pytest.raises(UserError, match=rf"{names(retrained)['features']} differs") as refused:
         registry.Registry(registry_url).publish(retrained)
-    assert "toy-classifier-1.0.0.safetensors differs" in str(refused.value) and "--force" in str(refused.value)
+    assert f"{names(retrained)['classifier']} differs" in str(refused.value) and "--force" in str(refused.value)
     assert registry.pull(registry_url, "toy", "1.0.0").read_bytes() == original.read_bytes()
 
     with_new_file = make_version(tmp_path / "c", seed=0)
     add_file(with_new_file, "notes", "toy-1.0.0.txt", b"notes")
-    with pytest.raises(UserError, match=r"toy-1\.0\.0\.txt is new"):
+    with pytest.raises(UserError, match=r"toy-notes-1\.0\.0\.\w+\.txt is new"):
         registry.Registry(registry_url).publish(with_new_file)
 
     assert registry.Registry(registry_url).publish(retrained, force=True).status == "replaced"
@@ -124,22 +129,24 @@ def test_changed_content_is_refused_naming_the_file_unless_forced(registry_url: 
 
 
 def test_a_tampered_object_is_detected_and_nothing_is_cached(registry_url: str, tmp_path: Path) -> None:
-    registry.Registry(registry_url).publish(make_version(tmp_path / "weights"))
+    manifest = make_version(tmp_path / "weights")
+    registry.Registry(registry_url).publish(manifest)
     fs, root = storage(registry_url)
-    target = f"{root}/toy/1.0.0/toy-classifier-1.0.0.safetensors"
+    target = f"{root}/toy/1.0.0/{names(manifest)['classifier']}"
     data = bytearray(fs.cat_file(target))
     data[-1] ^= 0xFF
     fs.pipe_file(target, bytes(data))
-    with pytest.raises(IntegrityError, match=r"toy-classifier-1\.0\.0\.safetensors: sha256 .* does not match"):
+    with pytest.raises(IntegrityError, match=rf"{names(manifest)['classifier']}: sha256 .* does not match"):
         registry.pull(registry_url, "toy", "1.0.0")
     assert registry.cached_manifest(registry_url, "toy", "1.0.0") is None
 
 
 def test_a_tampered_cache_fails_closed_on_load(tmp_path: Path) -> None:
     url = str(tmp_path / "registry")
-    registry.Registry(url).publish(make_version(tmp_path / "weights"))
+    manifest = make_version(tmp_path / "weights")
+    registry.Registry(url).publish(manifest)
     pulled = registry.pull(url, "toy", "1.0.0")
-    cached = pulled.parent / "toy-features-1.0.0.safetensors"
+    cached = pulled.parent / names(manifest)["features"]
     cached.write_bytes(cached.read_bytes()[:-1] + b"\x00")
     with pytest.raises(IntegrityError, match="does not match the manifest"):
         load_state_dict(pulled, "features")
@@ -150,13 +157,13 @@ def test_a_missing_or_invalid_hash_is_an_error(registry_url: str, tmp_path: Path
     content = json.loads(manifest.read_text())
     del content["files"]["onnx"]["sha256"]
     manifest.write_text(json.dumps(content))
-    with pytest.raises(IntegrityError, match=r"toy-1\.0\.0\.onnx.*no valid sha256"):
+    with pytest.raises(IntegrityError, match=r"no sha256 for 'toy-onnx-1\.0\.0\.\w+\.onnx'"):
         registry.Registry(registry_url).publish(manifest)
     # A registry written by something else: the reader refuses it too.
     fs, root = storage(registry_url)
     fs.makedirs(f"{root}/toy/1.0.0", exist_ok=True)
     fs.pipe_file(f"{root}/toy/1.0.0/toy-1.0.0.json", json.dumps(content).encode())
-    with pytest.raises(IntegrityError, match="no valid sha256"):
+    with pytest.raises(IntegrityError, match="no sha256"):
         registry.pull(registry_url, "toy", "1.0.0")
     content["files"]["onnx"] = {"file": "../../escape.onnx", "sha256": "0" * 64}
     fs.pipe_file(f"{root}/toy/1.0.0/toy-1.0.0.json", json.dumps(content).encode())
@@ -166,8 +173,8 @@ def test_a_missing_or_invalid_hash_is_an_error(registry_url: str, tmp_path: Path
 
 def test_a_corrupted_local_file_is_not_deployed(tmp_path: Path) -> None:
     manifest = make_version(tmp_path / "weights")
-    (tmp_path / "weights" / "toy-1.0.0.onnx").write_bytes(b"changed after the manifest was written")
-    with pytest.raises(IntegrityError, match=r"toy-1\.0\.0\.onnx: sha256 .* refusing to deploy"):
+    (tmp_path / "weights" / names(manifest)["onnx"]).write_bytes(b"changed after the manifest was written")
+    with pytest.raises(IntegrityError, match=rf"{names(manifest)['onnx']}: sha256 .* refusing to deploy"):
         registry.Registry(str(tmp_path / "registry")).publish(manifest)
     assert not (tmp_path / "registry").exists()
 
@@ -177,13 +184,13 @@ KILLED_DEPLOY = textwrap.dedent(
     import os, signal, sys
     from mlpipes import registry
 
-    put = registry.Registry._put
+    put = registry.Registry._put_object
 
-    def put_then_die(self, path, data):  # the process is killed right after its first upload
-        put(self, path, data)
+    def put_then_die(self, path, data, replace):  # the process is killed right after its first upload
+        put(self, path, data, replace)
         os.kill(os.getpid(), signal.SIGKILL)
 
-    registry.Registry._put = put_then_die
+    registry.Registry._put_object = put_then_die
     registry.Registry(sys.argv[1]).publish(sys.argv[2])
     """
 )
@@ -194,7 +201,7 @@ def test_a_deploy_killed_mid_upload_leaves_no_visible_version(registry_url: str,
     killed = subprocess.run([sys.executable, "-c", KILLED_DEPLOY, registry_url, str(manifest)], capture_output=True)
     assert killed.returncode == -9, killed.stderr.decode()
     fs, root = storage(registry_url)
-    assert [f.rsplit("/", 1)[-1] for f in fs.find(root)] == ["toy-features-1.0.0.safetensors"]  # died mid-deploy
+    assert [f.rsplit("/", 1)[-1] for f in fs.find(root)] == [names(manifest)["features"]]  # died mid-deploy
 
     assert registry.Registry(registry_url).versions("toy") == []
     with pytest.raises(DataError, match=r"no toy version 1\.0\.0 \(published: none\)"):
@@ -208,13 +215,10 @@ def test_objects_are_plain_s3_objects_readable_by_boto3(s3_bucket: str, s3_env: 
     registry.Registry(f"s3://{s3_bucket}/models").publish(manifest)
     client = s3_env.client()
     keys = sorted(o["Key"] for o in client.list_objects_v2(Bucket=s3_bucket)["Contents"])
-    assert keys == [
-        "models/toy/1.0.0/toy-1.0.0.json",
-        "models/toy/1.0.0/toy-1.0.0.onnx",
-        "models/toy/1.0.0/toy-classifier-1.0.0.safetensors",
-        "models/toy/1.0.0/toy-features-1.0.0.safetensors",
-        "models/toy/index.json",
-    ]
+    assert keys == sorted(
+        ["models/toy/1.0.0/toy-1.0.0.json", "models/toy/index.json"]
+        + [f"models/toy/1.0.0/{name}" for name in names(manifest).values()]
+    )
     get = lambda key: client.get_object(Bucket=s3_bucket, Key=key)["Body"].read()  # noqa: E731
     published = json.loads(get("models/toy/1.0.0/toy-1.0.0.json"))
     for entry in published["files"].values():
@@ -281,11 +285,22 @@ def test_the_registry_url_comes_from_the_config_then_the_environment(
 
 def test_names_and_versions_cannot_escape_the_registry(tmp_path: Path) -> None:
     url = str(tmp_path / "registry")
-    with pytest.raises(UserError, match=r"version '\.\./\.\./x' is not usable"):
+    with pytest.raises(UserError, match=r"version '\.\./\.\./x' is not a safe name"):
         registry.pull(url, "toy", "../../x")
     manifest = make_version(tmp_path / "weights")
     content = json.loads(manifest.read_text())
     manifest.write_text(json.dumps({**content, "name": "../toy"}))
-    with pytest.raises(UserError, match=r"name '\.\./toy' is not usable"):
+    with pytest.raises(UserError, match=r"name '\.\./toy' is not a safe name"):
         registry.Registry(url).publish(manifest)
+    assert not (tmp_path / "registry").exists()
+
+
+def test_a_manifest_carrying_credentials_is_never_published(tmp_path: Path) -> None:
+    manifest = make_version(tmp_path / "weights")
+    content = json.loads(manifest.read_text())
+    content["config"]["registry"] = "s3://AKIA:SeCrEt@bucket/m"  # written by an older version of the code
+    manifest.write_text(json.dumps(content, indent=2))
+    with pytest.raises(UserError, match="contains a URL with credentials") as refused:
+        registry.Registry(str(tmp_path / "registry")).publish(manifest)
+    assert "SeCrEt" not in str(refused.value)
     assert not (tmp_path / "registry").exists()

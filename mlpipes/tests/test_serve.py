@@ -41,7 +41,7 @@ def site(tmp_path_factory):
     models = tmp_path_factory.mktemp("models")
     for version in ("1.10.0", "1.9.0"):
         meta = {"pipeline": "toy", "model_version": version, "labels": ["no", "yes"], "image_size": 4}
-        export_onnx(Linear().eval(), models / f"toy-{version}.onnx", image_shape=(1, 4, 4), metadata=meta)
+        export_onnx(Linear().eval(), models / f"toy-{version}.onnx", example=torch.rand(2, 1, 4, 4), metadata=meta)
     (tmp_path_factory.getbasetemp() / "secret.txt").write_text("not for the web")
     server = make_server(root, [models], port=0)
     serve_in_thread(server)
@@ -127,3 +127,130 @@ def test_console_command_serves(tmp_path, site):
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def raw(url: str, request: bytes) -> bytes:
+    """Send ``request`` as is and return the whole response (the server closes after one)."""
+    import socket
+    import urllib.parse
+
+    port = urllib.parse.urlsplit(url).port
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(request)
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "PATCH", "OPTIONS"])
+def test_only_get_and_head(site, method):
+    response = raw(site[0], f"{method} /index.html HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n".encode())
+    assert response.startswith(b"HTTP/1.0 405") and b"Allow: GET, HEAD" in response
+
+
+def test_head_matches_get_without_a_body(site):
+    for path in ("/models/index.json", "/models/toy-1.9.0.onnx", "/app.js"):
+        response = raw(site[0], f"HEAD {path} HTTP/1.0\r\n\r\n".encode())
+        head, _, body = response.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.0 200") and body == b"", path
+        length = int(
+            next(line for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")).split(b":")[1]
+        )
+        assert length == len(get(site[0] + path)[2]), path
+
+
+def test_no_directory_listing_no_null_bytes_no_symlinks_out(site, tmp_path):
+    for path in ("/vendor/", "/vendor"):
+        status, _, body = get(site[0] + path)
+        assert status == 404 and b"ort.wasm" not in body, path
+    assert raw(site[0], b"GET /index%00.html HTTP/1.0\r\n\r\n").startswith(b"HTTP/1.0 400")
+    assert raw(site[0], b"GET http://evil.example/../../etc/passwd HTTP/1.0\r\n\r\n").startswith(b"HTTP/1.0 400")
+
+
+def test_a_symlink_out_of_the_root_is_not_followed(tmp_path):
+    root = tmp_path / "web"
+    (root / "models").mkdir(parents=True)
+    (root / "index.html").write_text("x")
+    (tmp_path / "secret.txt").write_text("not for the web")
+    (root / "leak.txt").symlink_to(tmp_path / "secret.txt")
+    server = make_server(root, port=0)
+    serve_in_thread(server)
+    try:
+        status, _, body = get(f"http://127.0.0.1:{server.server_address[1]}/leak.txt")
+        assert status == 404 and b"not for the web" not in body
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_corrupt_model_is_listed_with_its_error_not_fatal(tmp_path, site):
+    root = tmp_path / "web"
+    models = tmp_path / "models"
+    root.mkdir()
+    models.mkdir()
+    (root / "index.html").write_text("x")
+    import onnx
+
+    proto = onnx.load(site[1].RequestHandlerClass.keywords["models"][0] / "toy-1.9.0.onnx")
+    proto.metadata_props.add(key="url", value="https://evil.example/m")  # metadata must not redirect the page
+    onnx.save(proto, models / "toy-2.0.0.onnx")
+    (models / "broken-1.0.0.onnx").write_bytes(b"\x08\x07garbage, not protobuf")
+    server = make_server(root, [models], port=0)
+    serve_in_thread(server)
+    try:
+        status, _, body = get(f"http://127.0.0.1:{server.server_address[1]}/models/index.json")
+        listed = {m["file"]: m for m in json.loads(body)["models"]}
+        assert status == 200 and set(listed) == {"toy-2.0.0.onnx", "broken-1.0.0.onnx"}
+        assert "not a readable ONNX model" in listed["broken-1.0.0.onnx"]["error"]
+        assert listed["toy-2.0.0.onnx"]["url"] == "models/toy-2.0.0.onnx"  # metadata cannot redirect the page
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def closed_by_server(sock) -> bool:
+    try:
+        return sock.recv(100) == b""
+    except ConnectionResetError:
+        return True
+
+
+def test_silent_and_trickling_clients_cannot_hold_the_server(tmp_path):
+    import socket
+
+    (tmp_path / "index.html").write_text("hello")
+    (tmp_path / "models").mkdir()
+    server = make_server(tmp_path, port=0, timeout=0.5, max_connections=2, deadline=2)
+    serve_in_thread(server)
+    address = ("127.0.0.1", server.server_address[1])
+    held = [socket.create_connection(address, timeout=10) for _ in range(2)]
+    try:
+        for sock in held:
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n")  # never finished
+        time.sleep(0.2)
+        with socket.create_connection(address, timeout=10) as extra:
+            assert extra.recv(100).startswith(b"HTTP/1.0 503")  # over the cap: refused at once, not queued
+        for sock in held:  # each silent client is dropped after `timeout`
+            sock.settimeout(5)
+            assert closed_by_server(sock)
+        status, _, body = get(f"http://127.0.0.1:{address[1]}/")
+        assert (status, body) == (200, b"hello")
+        trickler = socket.create_connection(address, timeout=10)
+        start = time.monotonic()
+        with trickler:
+            trickler.sendall(b"GET / HTTP/1.1\r\n")
+            closed = False
+            for _ in range(40):  # one header byte every 0.2 s: each read beats the timeout, the deadline cuts it
+                try:
+                    trickler.sendall(b"X")
+                except OSError:
+                    closed = True
+                    break
+                time.sleep(0.2)
+            assert closed and time.monotonic() - start < 6
+    finally:
+        for sock in held:
+            sock.close()
+        server.shutdown()
+        server.server_close()

@@ -26,3 +26,16 @@ def mnist_config(tmp_path_factory, mnist_mirror) -> MnistConfig:
     config = MnistConfig(artifact_dir=str(tmp_path_factory.mktemp("mnist")), mirrors=(mnist_mirror,))
     save_datasets(config)
     return config
+
+
+@pytest.fixture(scope="session")
+def accuracy_of():
+    """``accuracy_of(model, images, labels)``: accuracy on uint8 images (N,1,H,W), as training measures it."""
+    from mlpipes.training import InMemorySource, evaluate
+    from mnist.dataset import batch_inputs
+
+    def accuracy(model, images, labels) -> float:
+        source = InMemorySource({"image": images[:, 0], "label": labels}, 1000, shuffle=False)
+        return evaluate(model, source, batch_inputs, model.labels)["accuracy"]
+
+    return accuracy

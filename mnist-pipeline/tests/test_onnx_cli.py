@@ -10,14 +10,14 @@ import pytest
 
 from mlpipes.artifacts import sha256_file
 from mlpipes.cli import run_cli
+from mlpipes.commands import onnx_classifier
 from mlpipes.errors import DataError
+from mlpipes.resolve import bundled as bundled_manifest
 from mlpipes.weights import read_manifest
 from mnist import MnistConfig, mnist_classifier
 from mnist.commands import COMMANDS
 from mnist.dataset import load_split, save_datasets
-from mnist.export import onnx_classifier
 from mnist.preprocess import area_weights, frame_ink
-from mnist.weights import bundled_manifest
 
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
@@ -44,7 +44,7 @@ def exported(tmp_path_factory):
 def test_export_records_onnx_in_the_versions_manifest(exported, capsys):
     manifest = read_manifest(exported.weights_dir / "mnist-1.0.0.json")
     entry = manifest["files"]["onnx"]
-    path = exported.weights_dir / "mnist-1.0.0.onnx"
+    path = exported.weights_dir / entry["file"]
     assert entry["file"] == path.name and entry["sha256"] == sha256_file(path) and entry["bytes"] == path.stat().st_size
     assert entry["parity"]["examples"] == 500 and entry["parity"]["argmax_agreement"] == 1.0
     assert entry["parity"]["max_abs_diff"] <= 1e-4

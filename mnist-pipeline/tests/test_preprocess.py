@@ -56,12 +56,37 @@ def test_larger_images_pass_smaller_are_refused():
         (np.full((28, 28), np.nan, np.float32), "NaN"),
         (np.full((28, 28), 255.0), r"\[0, 1\].*divide"),
         (np.full((28, 28), -0.5), r"\[0, 1\]"),
-        (np.zeros((28, 28), np.int32), "dtype"),
+        (np.full((28, 28), 300, np.int64), r"dtype int64: values in \[300, 300\], expected 0-255"),
+        (np.full((28, 28), -1, np.int32), r"values in \[-1, -1\]"),
+        (np.zeros((28, 28), bool), r"shape \(28, 28\), dtype bool: expected uint8"),
+        (np.zeros((28, 28), np.complex64), "dtype complex64"),
+        (np.zeros((28, 28), object), "dtype object"),
+        (np.full((28, 28), np.inf, np.float32), "NaN or infinity"),
+        ([[0.0] * 28] * 27 + [[0.0] * 27], "not one rectangular array"),
     ],
 )
 def test_bad_images_are_refused_with_a_clear_message(images, message):
     with pytest.raises(DataError, match=message):
         preprocess_images(images)
+
+
+def test_integer_images_within_0_255_read_as_uint8():
+    torch.testing.assert_close(preprocess_images(digits.astype(np.int64)), preprocess_images(digits))
+
+
+def test_an_empty_batch_gives_an_empty_tensor():
+    for empty, shape in [
+        (np.zeros((0, 28, 28), np.uint8), (0, 1, 28, 28)),
+        (np.zeros((0, 28, 28, 1), np.float32), (0, 1, 28, 28)),
+        (torch.zeros(0, 1, 32, 32), (0, 1, 32, 32)),
+    ]:
+        x = preprocess_images(empty)
+        assert x.dtype == torch.float32 and tuple(x.shape) == shape
+
+
+def test_bfloat16_tensors_are_accepted():
+    x = torch.from_numpy(digits).to(torch.bfloat16) / 255
+    torch.testing.assert_close(preprocess_images(x), preprocess_images(digits))
 
 
 def test_labels():

@@ -10,17 +10,16 @@ import torch
 
 from mlpipes.artifacts import sha256_file
 from mlpipes.errors import IntegrityError
+from mlpipes.resolve import bundled
 from mnist import MnistConfig, mnist_classifier
 from mnist.dataset import load_split
-from mnist.evaluate import evaluate_model
-from mnist.weights import bundled_manifest
 
-MANIFEST = bundled_manifest(MnistConfig())
+MANIFEST = bundled(MnistConfig())
 
 
 def test_bundled_files_match_their_manifest():
     manifest = json.loads(MANIFEST.read_text())
-    assert manifest["version"] == MnistConfig().model_version
+    assert manifest["version"] == MnistConfig.pretrained_version
     for entry in manifest["files"].values():
         path = MANIFEST.parent / entry["file"]
         assert sha256_file(path) == entry["sha256"] and path.stat().st_size == entry["bytes"]
@@ -28,11 +27,11 @@ def test_bundled_files_match_their_manifest():
     assert manifest["dataset_sha256"] and manifest["code_version"].startswith("mnist ")
 
 
-def test_bundled_weights_reach_99_percent_on_the_full_real_test_set(mnist_config):
+def test_bundled_weights_reach_99_percent_on_the_full_real_test_set(mnist_config, accuracy_of):
     model = mnist_classifier(pretrained=True)
     images, labels = load_split(mnist_config, "test")
     assert len(images) == 10_000
-    assert evaluate_model(model, images, labels)["accuracy"] >= 0.990
+    assert accuracy_of(model, images, labels) >= 0.990
 
 
 def test_first_training_image_is_a_five_in_keras_layout(mnist_config):

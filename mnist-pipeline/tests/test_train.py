@@ -43,8 +43,9 @@ def test_short_training_learns_and_writes_a_complete_run_record(mnist_config, tm
         assert (run / name).stat().st_size > 0
 
     manifest = read_manifest(manifest_path)
-    assert manifest_path.name == "mnist-1.0.0.json" and set(manifest["files"]) == {"features", "classifier"}
+    assert manifest_path.name == f"mnist-1.0.0+{run.name}.json" and set(manifest["files"]) == {"features", "classifier"}
     assert manifest["config"] == config.to_dict() and manifest["metrics"]["test_accuracy"] == metrics["test_accuracy"]
+    assert manifest["meta"]["temperature"] > 0 and metrics["validation_ece"] <= metrics["validation_ece_before"]
     assert len(manifest["dataset_sha256"]) == 64
     assert manifest["parent"] is None
 
@@ -84,7 +85,7 @@ def test_resume_after_kill_matches_an_uninterrupted_run(mnist_config, tmp_path):
     assert [h["epoch"] for h in history] == list(range(1, epochs + 1))
 
     reference = train_model(small_config(mnist_config, tmp_path / "straight", epochs=epochs))
-    assert_same_weights(tmp_path / "killed" / "weights" / "mnist-1.0.0.json", reference)
+    assert_same_weights(next((tmp_path / "killed" / "weights").glob("mnist-*.json")), reference)
 
 
 def test_resume_with_nothing_to_resume_is_a_clear_error(tmp_path):
@@ -99,7 +100,13 @@ def test_resume_with_nothing_to_resume_is_a_clear_error(tmp_path):
 
 @pytest.mark.parametrize(
     ("flag", "message"),
-    [("--batch-size=0", "'batch_size': must be positive"), ("--image-size=20", "at least 28 pixels")],
+    [
+        ("--batch-size=0", "'batch_size': must be > 0"),
+        ("--image-size=20", "'image_size': must be >= 28"),
+        ("--learning-rate=inf", "'learning_rate': must be finite"),
+        ("--learning-rate=0", "'learning_rate': must be > 0"),
+        ("--model-version=/../../x", "not a safe name"),
+    ],
 )
 def test_invalid_settings_are_refused(flag, message, tmp_path):
     result = subprocess.run(

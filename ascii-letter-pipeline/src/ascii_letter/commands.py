@@ -1,18 +1,20 @@
-"""The letter pipeline's own commands; the rest are MNIST's, run with the letter config."""
+"""The letter pipeline's own commands, then MNIST's training and the standard ones, run with the letter config."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated
 
-from ascii_letter import dataset
 from ascii_letter.config import AsciiLetterConfig
-from ascii_letter.study import transfer_study
-from mnist import commands as mnist_commands
+from mlpipes.commands import STANDARD, report_records
+from mnist.commands import train_model
 
 
 def make_raw_data(config: AsciiLetterConfig, output: Annotated[str, "where to write the tarball"] = "") -> None:
-    """Render the letter tarball (images/<a..z>/<NN>.png) from fonts; same seed, same bytes."""
+    """Render the letter tarball (images/<a..z>/<NNN>.png): pen strokes like handwriting, font glyphs or both
+    (--generator); same seed, same bytes."""
+    from ascii_letter import dataset
+
     path = dataset.make_raw_data(config, Path(output) if output else None)
     print(f"{config.examples_per_class * len(config.labels)} images in {path}")
 
@@ -22,10 +24,20 @@ def save_datasets(
 ) -> None:
     """Read the raw tarball (--tarball, default: the rendered one) safely, split it stratified and
     seeded, and write train/test records."""
-    records = dataset.save_datasets(config, force=force)
-    rows = ", ".join(f"{split} {info['rows']}" for split, info in records.index["splits"].items())
-    print(f"dataset records ({rows}) in {records.url}\nsha256 {records.sha256}")
+    from ascii_letter import dataset
+
+    report_records(dataset.save_datasets(config, force=force))
 
 
-inherited = [c for c in mnist_commands.COMMANDS if c.__name__ != "save_datasets"]
-COMMANDS = [make_raw_data, save_datasets, *inherited, transfer_study]
+def transfer_study(
+    config: AsciiLetterConfig,
+    per_class: Annotated[tuple[int, ...], "training examples per letter to compare"] = (10, 25, 50, 100),
+    seeds: Annotated[int, "training seeds per setting"] = 3,
+) -> None:
+    """MNIST features vs from scratch at several training-set sizes: a table, JSON and a PNG plot."""
+    from ascii_letter import study
+
+    study.transfer_study(config, per_class, seeds)
+
+
+COMMANDS = [make_raw_data, save_datasets, train_model, *STANDARD, transfer_study]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import string
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from mlpipes.config import param
 from mnist.config import MnistConfig
@@ -15,6 +15,8 @@ from mnist.config import MnistConfig
 class AsciiLetterConfig(MnistConfig):
     pipeline = "ascii_letter"
     bundled_weights: ClassVar[Path] = Path(__file__).parent / "pretrained"
+    pretrained_version: ClassVar[str] = "1.0.0"
+    model_factory = "ascii_letter.model:ascii_letter_classifier"
 
     image_size: int = param(32, "height and width of the letter images in pixels")
     train_samples: int = param(2080, "training examples to use (the first N of the split)")
@@ -27,6 +29,9 @@ class AsciiLetterConfig(MnistConfig):
     epochs: int = param(15, "passes over the training set")
     batch_size: int = param(32, "examples per optimisation step")
     learning_rate: float = param(0.003, "peak learning rate of the one-cycle schedule (AdamW)")
+    generator: Literal["strokes", "fonts", "mixed"] = param(
+        "strokes", "what make-raw-data draws: pen strokes like handwriting, font glyphs, or mixed (4 strokes : 1 font)"
+    )
 
     @property
     def labels(self) -> tuple[str, ...]:

@@ -1,6 +1,8 @@
-"""Letter images: a deterministic font renderer for the raw tarball, and tarball → records.
+"""Letter images: deterministic generators for the raw tarball, and tarball → records.
 
-The raw layout is a tarball of ``images/<letter>/<NN>.png``, white ink on black like MNIST.
+The generator is the config's: handwriting-like pen strokes (``ascii_letter.strokes``), font
+glyphs (``render_letter``), or both mixed. The raw layout is a tarball of
+``images/<letter>/<NN>.png``, white ink on black like MNIST.
 Records are written in MNIST's format, so ``mnist.dataset.load_split`` reads them unchanged.
 """
 
@@ -18,13 +20,16 @@ from PIL import Image, ImageDraw, ImageFont
 from tqdm.auto import tqdm
 
 from ascii_letter.config import AsciiLetterConfig
+from ascii_letter.strokes import render_stroke_letter
 from mlpipes.artifacts import atomic_path, sha256_file
+from mlpipes.commands import existing_records
 from mlpipes.errors import DataError
 from mlpipes.records import Records, write_records
 from mlpipes.splits import stratified_split
-from mlpipes.tarballs import read_image_tarball
+from mlpipes.tarballs import check_classes, read_image_tarball
 from mnist.preprocess import preprocess_images
 
+MIXED_FONT_SHARE = 0.2  # generator="mixed": one image in five is a font glyph
 FONT_DIR = Path(matplotlib.get_data_path()) / "fonts" / "ttf"  # fonts that ship with matplotlib
 TYPEFACES = {  # family: its weights and styles
     "DejaVu Sans": ["DejaVuSans.ttf", "DejaVuSans-Bold.ttf", "DejaVuSans-Oblique.ttf", "DejaVuSans-BoldOblique.ttf"],
@@ -58,10 +63,19 @@ def render_letter(char: str, rng: np.random.Generator, size: int = 32) -> np.nda
     return np.asarray(square.resize((size, size), Image.LANCZOS))
 
 
+def render_example(char: str, rng: np.random.Generator, config: AsciiLetterConfig) -> np.ndarray:
+    """One training image of ``char`` from the config's generator: uint8 ``(image_size, image_size)``."""
+    fonts = config.generator == "fonts" or (config.generator == "mixed" and rng.random() < MIXED_FONT_SHARE)
+    if fonts:
+        return render_letter(char, rng, config.image_size)
+    return render_stroke_letter(char, rng, config.drawing)
+
+
 def make_raw_data(config: AsciiLetterConfig, output: Path | None = None) -> Path:
     """Render ``examples_per_class`` images per letter (half upper, half lower case) into a tarball.
     Byte-identical for the same seed: each image has its own RNG, and tar/gzip/PNG carry no times."""
     output = output or config.tarball_path
+    digits = max(2, len(str(config.examples_per_class - 1)))
     with (
         atomic_path(output) as tmp,
         open(tmp, "wb") as raw,
@@ -71,10 +85,10 @@ def make_raw_data(config: AsciiLetterConfig, output: Path | None = None) -> Path
         for label_index, letter in enumerate(tqdm(config.labels, desc="rendering", unit="letter", leave=False)):
             for i in range(config.examples_per_class):
                 rng = np.random.default_rng([config.seed, label_index, i])
-                pixels = render_letter(letter.upper() if i % 2 == 0 else letter, rng, config.image_size)
+                pixels = render_example(letter.upper() if i % 2 == 0 else letter, rng, config)
                 png = io.BytesIO()
                 Image.fromarray(pixels).save(png, format="PNG")
-                member = tarfile.TarInfo(f"images/{letter}/{i:02d}.png")
+                member = tarfile.TarInfo(f"images/{letter}/{i:0{digits}d}.png")
                 member.size, member.mode = png.tell(), 0o644
                 tar.addfile(member, io.BytesIO(png.getvalue()))
     return output
@@ -84,10 +98,13 @@ def save_datasets(
     config: AsciiLetterConfig, tarball: Path | None = None, force: bool = False, train_per_class: int = 0
 ) -> Records:
     """Tarball → stratified, seeded train/test records (a no-op when they hold the same inputs)."""
+    explicit = bool(tarball or config.tarball)  # only the default tarball is rendered when missing, never a typo
     tarball = Path(tarball) if tarball else config.tarball_path
-    if not tarball.exists():
-        if tarball != config.tarball_path:
-            raise DataError(f"{tarball}: no such tarball")
+    if not tarball.is_file():
+        if explicit or tarball.exists():
+            raise DataError(
+                f"{tarball}: no such tarball file; check --tarball, or render one with make-raw-data --output {tarball}"
+            )
         make_raw_data(config, tarball)
     provenance = {
         "tarball": tarball.name,
@@ -98,16 +115,13 @@ def save_datasets(
         "image_size": config.image_size,
     }
     out = config.records_url
-    if not force and Path(out, "index.json").exists() and Records.open(out).index["provenance"] == provenance:
-        return Records.open(out)
+    existing = None if force else existing_records(out, provenance)
+    if existing is not None:
+        return existing
 
-    items = read_image_tarball(tarball)
-    for folder, name, _ in items:
-        if folder.lower() not in config.labels:
-            raise DataError(f"{tarball}: member '{name}': folder '{folder}' is not one of the labels a-z")
-    labels = np.array([config.labels.index(folder.lower()) for folder, _, _ in items])
-    size = config.image_size
-    images = np.stack([np.asarray(Image.fromarray(p).resize((size, size), Image.LANCZOS)) for _, _, p in items])
+    items = read_image_tarball(tarball, size=config.image_size)  # budgets, layout, safe decoding, resized
+    labels = check_classes(tarball, items, config.labels)  # a-z only, none missing, no image under two labels
+    images = np.stack([p for _, _, p in items])
     images = (preprocess_images(images).squeeze(1).numpy() * 255).round().astype(np.uint8)  # dark-on-white → MNIST's
     train, test = stratified_split(labels, config.test_per_class, config.seed, train_per_class)
     splits = {"train": {"image": images[train], "label": labels[train]},

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import io
 import time
-from typing import Annotated
 
 import numpy as np
 
@@ -16,11 +15,7 @@ from mlpipes.weights import read_manifest
 from mnist.train import train_model
 
 
-def transfer_study(
-    config: AsciiLetterConfig,
-    per_class: Annotated[tuple[int, ...], "training examples per letter to compare"] = (10, 25, 50, 100),
-    seeds: Annotated[int, "training seeds per setting"] = 3,
-) -> None:
+def transfer_study(config: AsciiLetterConfig, per_class: tuple[int, ...] = (10, 25, 50, 100), seeds: int = 3) -> None:
     """MNIST features vs from scratch at several training-set sizes: a table, JSON and a PNG plot."""
     folder = config.artifacts / "transfer-study"
     rendered = config.replace(examples_per_class=max(per_class) + config.test_per_class)

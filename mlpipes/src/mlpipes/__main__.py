@@ -1,61 +1,57 @@
-"""The ``mlpipes`` command: toolkit-level tools that belong to no one pipeline."""
+"""mlpipes: tools that belong to no one pipeline. Serve the web app and exported models, or start a new pipeline."""
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Annotated
 
 from mlpipes import __version__
+from mlpipes.cli import run_cli
 from mlpipes.errors import UserError
 
 
-def serve(args: argparse.Namespace) -> None:
+def serve(
+    root: Annotated[Path, "the web app's folder"] = Path("web"),
+    models: Annotated[list[Path], "a folder of .onnx files, e.g. ~/.mlpipes/mnist/weights (default: ROOT/models)"] = (),
+    port: Annotated[int, "port on 127.0.0.1 (0: any free one)"] = 8000,
+) -> None:
+    """Serve the web app and exported ONNX models on 127.0.0.1.
+
+    The web app is served with COOP/COEP headers and wasm MIME types; the .onnx files of the model
+    folders at /models/, listed with their metadata at /models/index.json. Ctrl-C stops.
+    """
     from mlpipes.serve import make_server
 
-    server = make_server(args.root, args.models, port=args.port)
-    host, port = server.server_address[:2]
-    print(f"serving {Path(args.root).resolve()} and models from {', '.join(args.models) or 'its models/'}")
-    print(f"open http://{host}:{port}/  (Ctrl-C stops)", flush=True)
+    server = make_server(root, models, port=port)
+    host, bound = server.server_address[:2]
+    print(f"serving {root.resolve()} and models from {', '.join(map(str, models)) or 'its models/'}")
+    print(f"open http://{host}:{bound}/  (Ctrl-C stops)", flush=True)
     try:
         server.serve_forever()
     finally:
         server.server_close()
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="mlpipes", description=__doc__)
-    parser.add_argument("--version", action="version", version=f"mlpipes {__version__}")
-    sub = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
-    cmd = sub.add_parser(
-        "serve",
-        help="serve the web app and exported ONNX models on 127.0.0.1",
-        description="Serve the web app (with COOP/COEP headers and wasm MIME types) and the .onnx files of "
-        "the model folders at /models/, listed with their metadata at /models/index.json.",
-    )
-    cmd.add_argument("--root", default="web", help="the web app's folder [default: web]")
-    cmd.add_argument(
-        "--models",
-        action="append",
-        default=[],
-        metavar="DIR",
-        help="a folder of .onnx files, e.g. ~/.mlpipes/mnist/weights (repeatable) [default: ROOT/models]",
-    )
-    cmd.add_argument("--port", type=int, default=8000, help="port on 127.0.0.1 (0: any free one) [default: 8000]")
-    cmd.set_defaults(run=serve)
-    args = parser.parse_args(argv)
+def new(
+    path: Annotated[str, "folder of the new pipeline package; its last part names the package"],
+    parent: Annotated[str, "a pipeline package to subclass (its config, starting from its feature weights)"] = "",
+) -> None:
+    """Create a new pipeline package (model, train, dataset, preprocess, config, CLI, tests) at PATH."""
     try:
-        args.run(args)
-    except UserError as e:
-        print(f"mlpipes: error: {e}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        return 130
-    except OSError as e:  # e.g. the port is taken
-        print(f"mlpipes: error: {e}", file=sys.stderr)
-        return 1
-    return 0
+        from mlpipes.scaffold import new as scaffold
+    except ModuleNotFoundError as e:
+        if e.name != "mlpipes.scaffold":
+            raise
+        raise UserError(
+            f"this mlpipes {__version__} cannot create pipelines (no mlpipes.scaffold module); upgrade mlpipes"
+        ) from None
+    scaffold(path, parent)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run_cli([serve, new], None, prog="mlpipes", version=__version__, description=__doc__, argv=argv)
 
 
 if __name__ == "__main__":

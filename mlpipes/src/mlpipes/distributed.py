@@ -185,3 +185,18 @@ def epoch_indices(
     order = torch.randperm(count, generator=torch.Generator().manual_seed(seed * 1000 + epoch))
     share = count // world
     return order[me : share * world : world]
+
+
+def share_bounds(count: int, for_rank: int, world: int, equal: bool = True) -> tuple[int, int]:
+    """This rank's contiguous ``[start, stop)`` of ``count`` items in a sequence every rank agrees on.
+
+    ``equal=True`` (training): every rank gets ``count // world`` and the last ``count % world``
+    items are left out, so all ranks take the same number of steps. ``equal=False``
+    (evaluation): shares differ by at most one and together cover every item exactly once.
+    """
+    if not 0 <= for_rank < world:
+        raise ValueError(f"rank {for_rank} outside a world of {world}")
+    if equal:
+        share = count // world
+        return for_rank * share, (for_rank + 1) * share
+    return for_rank * count // world, (for_rank + 1) * count // world

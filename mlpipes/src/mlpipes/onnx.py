@@ -1,10 +1,12 @@
 """ONNX export with a parity check, and ONNX Runtime inference.
 
-An exported model is one self-contained ``.onnx`` file (no ``.onnx.data`` beside it) whose
-input ``images`` is float32 ``(N, C, H, W)`` with a dynamic batch dimension and whose output is
-``logits``. Its ``metadata_props`` carry the preprocessing contract (layout, scale, polarity,
-labels, image size, model version), so a consumer in any language needs nothing else. Every
-export is checked against the PyTorch model on real images and refused if they disagree.
+An exported model is one self-contained ``.onnx`` file (no ``.onnx.data`` beside it) whose one
+input is named after the model's ``forward`` argument (``images`` for an image classifier,
+``features`` for a tabular one), shaped like the example it was exported with but for a dynamic
+batch dimension, and whose output is ``logits``. Its ``metadata_props`` carry the contract
+(labels, input, temperature, preprocessing, model version), so a consumer in any language needs
+nothing else. Every export is checked against the PyTorch model on real examples and refused if
+they disagree.
 
 Needs the ``onnx`` extra: ``pip install mlpipes[onnx]`` (onnx, onnxscript, onnxruntime).
 """
@@ -15,6 +17,7 @@ import contextlib
 import json
 import logging
 import os
+import tempfile
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,11 +27,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from mlpipes.artifacts import atomic_path, sha256_bytes, sha256_file, write_json
+from mlpipes.artifacts import atomic_path, sha256_bytes, sha256_file
 from mlpipes.errors import DataError, IntegrityError, UserError
 
 FORMAT = "mlpipes.onnx/1"
-INPUT = "images"
 OUTPUT = "logits"
 OPSET = 18
 
@@ -51,29 +53,30 @@ def export_onnx(
     model: nn.Module,
     path: str | os.PathLike,
     *,
-    image_shape: tuple[int, int, int],
+    example: torch.Tensor,
     metadata: dict[str, Any],
     opset: int = OPSET,
 ) -> Path:
     """Write ``model`` as a single-file ONNX graph with a dynamic batch and ``metadata`` attached.
 
-    ``model.forward`` must take one argument named ``images`` (float32 ``(N, *image_shape)``)
-    and return logits. Non-string metadata values are stored as JSON. The file appears
-    atomically: a failed export leaves nothing under ``path``.
+    ``model.forward`` takes one tensor shaped like ``example`` (any batch size) and returns
+    logits; the graph's input is named after that argument. Non-string metadata values are
+    stored as JSON. The file appears atomically: a failed export leaves nothing under ``path``.
     """
     onnx = _require("onnx")
     _require("onnxscript")
     model = model.eval()
-    example = torch.rand(2, *image_shape)
+    name = input_name(model)
+    example = example[:2] if len(example) >= 2 else torch.cat([example, example])
     batch = torch.export.Dim("batch", min=1, max=1 << 16)
     with _quiet_exporter():
         program = torch.onnx.export(
             model,
             (example,),
             dynamo=True,
-            input_names=[INPUT],
+            input_names=[name],
             output_names=[OUTPUT],
-            dynamic_shapes={INPUT: {0: batch}},
+            dynamic_shapes={name: {0: batch}},
             opset_version=opset,
             external_data=False,
             optimize=True,
@@ -88,6 +91,13 @@ def export_onnx(
     with atomic_path(path) as tmp:
         tmp.write_bytes(proto.SerializeToString())
     return path
+
+
+def input_name(model: nn.Module) -> str:
+    """The name of ``model.forward``'s one tensor argument: the exported graph's input name."""
+    import inspect
+
+    return next(iter(inspect.signature(model.forward).parameters))
 
 
 @contextlib.contextmanager
@@ -140,28 +150,29 @@ def session(path: str | os.PathLike, threads: int = 1) -> Any:
 
 
 def check_parity(
-    model: nn.Module, path: str | os.PathLike, images: torch.Tensor, *, atol: float = 1e-4
+    model: nn.Module, path: str | os.PathLike, examples: torch.Tensor, *, atol: float = 1e-4
 ) -> dict[str, Any]:
-    """Compare PyTorch and ONNX Runtime logits on ``images`` (float32, N×C×H×W, in [0, 1]).
+    """Compare PyTorch and ONNX Runtime logits on ``examples`` (the model's input, e.g. images in [0, 1]).
 
     Returns the report (examples, max absolute difference, argmax agreement); raises
     :class:`ParityError` unless every argmax agrees and every logit is within ``atol``.
     """
-    images = images.float().contiguous()
+    examples = examples.float().contiguous()
     with torch.inference_mode():
-        expected = model.eval()(images).float().numpy()
-    got = session(path, threads=0).run([OUTPUT], {INPUT: images.numpy()})[0]
+        expected = model.eval()(examples).float().numpy()
+    runner = session(path, threads=0)
+    got = runner.run([OUTPUT], {runner.get_inputs()[0].name: examples.numpy()})[0]
     if got.shape != expected.shape:
         raise ParityError(f"{path}: ONNX output shape {got.shape}, PyTorch gives {expected.shape}")
     report = {
-        "examples": len(images),
+        "examples": len(examples),
         "max_abs_diff": float(np.abs(got - expected).max()) if got.size else 0.0,
         "argmax_agreement": float((got.argmax(1) == expected.argmax(1)).mean()) if len(got) else 1.0,
         "atol": atol,
     }
     if report["argmax_agreement"] < 1.0 or report["max_abs_diff"] > atol:
         raise ParityError(
-            f"{path}: ONNX Runtime disagrees with PyTorch on {report['examples']} images "
+            f"{path}: ONNX Runtime disagrees with PyTorch on {report['examples']} examples "
             f"(max |diff| {report['max_abs_diff']:.3g} > {atol:g} or argmax agreement "
             f"{report['argmax_agreement']:.4f} < 1); the export is not trustworthy, not keeping it"
         )
@@ -177,8 +188,9 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 class OnnxClassifier:
     """An exported classifier run by ONNX Runtime, with the ``.predict``/``.labels`` of the PyTorch one.
 
-    ``preprocess`` turns user images into float32 ``(N, C, H, W)`` in [0, 1] (numpy or torch);
-    the pipeline passes its own (``mnist.preprocess_images``) so both backends see the same input.
+    ``preprocess`` turns raw user input into the model's float32 input (numpy or torch); the
+    pipeline passes its own (``mnist.preprocess_images``) so both backends see the same input.
+    Logits are divided by the ``temperature`` in the metadata (1 if absent) before the softmax.
     """
 
     def __init__(
@@ -198,7 +210,24 @@ class OnnxClassifier:
             raise DataError(f"{self.path}: not a readable ONNX model ({type(e).__name__}: {str(e)[:200]})") from None
         raw = self.session.get_modelmeta().custom_metadata_map
         self.metadata = {k: _decode(v) for k, v in raw.items()}
-        self.labels = tuple(self.metadata.get("labels", ()))
+        labels = self.metadata.get("labels")
+        outputs = {o.name: o.shape for o in self.session.get_outputs()}
+        if OUTPUT not in outputs or len(self.session.get_inputs()) != 1:
+            raise DataError(f"{self.path}: not an mlpipes export (needs one input and an output '{OUTPUT}')")
+        if not isinstance(labels, list) or not labels or not all(isinstance(x, (str, int)) for x in labels):
+            raise DataError(f"{self.path}: its metadata has no list of labels; export it again with export-onnx")
+        width = outputs[OUTPUT][-1] if outputs[OUTPUT] else None
+        if isinstance(width, int) and width != len(labels):  # a symbolic width is checked by predict's output
+            raise DataError(
+                f"{self.path}: metadata lists {len(labels)} labels but the graph outputs {width} classes; "
+                "export it again with export-onnx"
+            )
+        temperature = self.metadata.get("temperature", 1.0)
+        if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not 0 < temperature < 1e6:
+            raise DataError(f"{self.path}: metadata temperature {str(temperature)[:40]} is not a positive number")
+        self.labels = tuple(labels)
+        self.temperature = float(temperature)
+        self.input_name = self.session.get_inputs()[0].name
         self.preprocess = preprocess
 
     @classmethod
@@ -223,17 +252,22 @@ class OnnxClassifier:
             )
         return cls(path, preprocess, threads)
 
-    def logits(self, images: np.ndarray) -> np.ndarray:
-        """Float32 ``(N, C, H, W)`` in [0, 1] → ``(N, classes)`` logits."""
-        return self.session.run([OUTPUT], {INPUT: images})[0]
+    def logits(self, inputs: np.ndarray) -> np.ndarray:
+        """The model's float32 input (N, ...) → ``(N, classes)`` logits."""
+        return self.session.run([OUTPUT], {self.input_name: inputs})[0]
 
-    def predict(self, images: Any, **kwargs: Any) -> np.ndarray:
-        """Raw images (whatever ``preprocess`` accepts) → float32 ``(N, classes)`` probabilities."""
-        x = self.preprocess(images, **kwargs) if self.preprocess else images
+    def predict(self, inputs: Any, **kwargs: Any) -> np.ndarray:
+        """Raw input (whatever ``preprocess`` accepts) → float32 ``(N, classes)`` calibrated probabilities."""
+        x = self.preprocess(inputs, **kwargs) if self.preprocess else inputs
         if isinstance(x, torch.Tensor):
             x = x.numpy()
         x = np.ascontiguousarray(x, dtype=np.float32)
-        return softmax(self.logits(x)).astype(np.float32, copy=False)
+        if not len(x):
+            return np.zeros((0, len(self.labels)), np.float32)
+        logits = self.logits(x)
+        if self.temperature != 1.0:
+            logits = logits / np.float32(self.temperature)
+        return softmax(logits).astype(np.float32, copy=False)
 
     def __repr__(self) -> str:
         return f"OnnxClassifier({str(self.path)!r}, labels={len(self.labels)})"
@@ -242,36 +276,40 @@ class OnnxClassifier:
 def file_entry(path: str | os.PathLike, **extra: Any) -> dict[str, Any]:
     """The manifest entry for an exported file: name, sha256, size, plus ``extra`` (e.g. parity)."""
     path = Path(path)
-    data = path.read_bytes()
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise DataError(f"{path}: cannot read the exported file ({e.strerror or e})") from None
     return {"file": path.name, "sha256": sha256_bytes(data), "bytes": len(data), **extra}
 
 
 def export_version(
     model: nn.Module,
     manifest_path: str | os.PathLike,
-    images: torch.Tensor,
+    examples: torch.Tensor,
     *,
-    image_shape: tuple[int, int, int],
     metadata: dict[str, Any],
     atol: float = 1e-4,
 ) -> dict[str, Any]:
-    """Export the model of a saved weights version beside its manifest and record it there.
+    """Export the model of a saved weights version and add it to that version as ``files["onnx"]``.
 
-    Writes ``<name>-<version>.onnx`` next to the manifest, checks parity on ``images`` (kept only
-    if it passes), then rewrites the manifest atomically with ``files["onnx"]`` (file, sha256,
-    bytes, opset, parity), so anything that publishes a version's files publishes the ONNX too.
-    Returns that entry.
+    The graph is written to a temporary file beside the manifest and checked for parity on
+    ``examples``; only then :func:`mlpipes.weights.add_file` stages it under a content-addressed
+    name and commits the updated manifest atomically. The weight files are never touched; the
+    same export again is a no-op; a different export replaces only the ``onnx`` file. Returns the
+    entry (file, sha256, bytes, opset, parity). The manifest's folder must be writable: copy a
+    bundled version into the artifact directory first (:func:`mlpipes.weights.copy_version`).
     """
-    from mlpipes.weights import read_manifest
+    from mlpipes.weights import add_file, read_manifest
 
     manifest_path = Path(manifest_path)
     manifest = read_manifest(manifest_path)
-    path = manifest_path.parent / f"{manifest['name']}-{manifest['version']}.onnx"
-    with atomic_path(path) as tmp:
-        export_onnx(model, tmp, image_shape=image_shape, metadata=metadata)
-        parity = check_parity(model, tmp, images, atol=atol)
-        entry = file_entry(tmp, opset=OPSET, parity=parity)
-    entry["file"] = path.name
-    manifest["files"]["onnx"] = entry
-    write_json(manifest_path, manifest)  # atomic: readers see the old manifest or the new one
-    return entry
+    prefix = f".{manifest['name']}-{manifest['version']}."
+    fd, scratch = tempfile.mkstemp(prefix=prefix, suffix=".export.onnx", dir=manifest_path.parent)
+    os.close(fd)
+    try:
+        export_onnx(model, scratch, example=examples, metadata=metadata)
+        parity = check_parity(model, scratch, examples, atol=atol)
+        return add_file(manifest_path, "onnx", scratch, opset=OPSET, parity=parity)
+    finally:
+        Path(scratch).unlink(missing_ok=True)

@@ -6,9 +6,18 @@ Layout under any fsspec URL (a folder, ``s3://bucket/prefix``, ``gs://...``)::
     <registry>/<pipeline>/<version>/<pipeline>-<version>.json  the manifest: sha256 and size of each file
     <registry>/<pipeline>/<version>/<each file it names>       weights, ONNX model, ...
 
-A version exists iff its manifest exists. :meth:`Registry.publish` uploads every file, then the
-manifest, so an interrupted deploy leaves only files that no reader looks at; the index is
-rebuilt from the manifests afterwards. :func:`pull` downloads into a local cache keyed by sha256
+A version exists iff its manifest exists. Objects are immutable and, for versions written by
+:mod:`mlpipes.weights`, content-addressed (a file's name embeds its sha256 prefix, so two
+versions' files never share a name). :meth:`Registry.publish` uploads every file with a
+create-only write (never over an object with other content), then the manifest with a
+create-only write too: the manifest is the single commit point. Create-only is an S3
+``If-None-Match: *`` PUT (s3fs ``mode="create"``), ``os.link`` of a finished temporary file on
+a local folder, and check-before-write elsewhere; every manifest write is read back. Of two
+concurrent deploys of one version, the second finds the first's manifest and falls into the
+same rules as a later deploy (identical: unchanged; different: refused), so two deploys never
+both report success with different content. The index is a cache for listing: a version
+missing from it (two deploys racing on ``index.json``) is still listed from its manifest.
+:func:`pull` downloads into a local cache keyed by sha256
 and verifies every file (a missing hash is an error); a version already cached is used with no
 network access. There is no protocol of ours: any S3 client reads the objects. Credentials come
 only from the storage library's standard sources (for S3: the AWS environment variables, profiles
@@ -17,6 +26,8 @@ or instance roles); a URL carrying credentials is refused, so none reach a manif
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -34,13 +45,18 @@ from fsspec.implementations.local import LocalFileSystem
 from mlpipes.artifacts import atomic_write, sha256_bytes, sha256_file
 from mlpipes.errors import ConfigError, DataError, IntegrityError, UserError
 from mlpipes.records import CACHE_ENV
-from mlpipes.weights import FORMAT, manifest_filename
+from mlpipes.safety import has_credentials, redact_config, redact_text, safe_name
+from mlpipes.weights import check_entry, differences, manifest_filename, parse_manifest, version_key
 
 INDEX = "index.json"
 INDEX_FORMAT = "mlpipes.registry/1"
 # Stores where one PUT replaces an object atomically; elsewhere files go to a temporary name first.
+S3_TIMEOUTS = {"connect_timeout": 10, "read_timeout": 60, "retries": {"max_attempts": 3, "mode": "standard"}}
 _ATOMIC_PUT = {"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "memory"}
-_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+class RegistryError(UserError):
+    """The storage behind a registry is unreachable, refuses access, or changed under a deploy."""
 
 
 @dataclass(frozen=True)
@@ -65,10 +81,10 @@ def check_url(url: str) -> str:
     url = str(url).strip()
     if not url:
         raise ConfigError("registry URL is empty; set --registry or $MLPIPES_REGISTRY")
-    if re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://[^/]*@", url):
+    if re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://[^/]*@", url) or has_credentials(url):
         raise ConfigError(
-            "registry URL must not contain credentials (user:secret@); use the storage's standard sources "
-            "instead, for S3 AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE"
+            "registry URL must not contain credentials (user:secret@ or secret query parameters); use the "
+            "storage's standard sources instead, for S3 AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE"
         )
     return url.rstrip("/") or url
 
@@ -83,12 +99,20 @@ class Registry:
     def __init__(self, url: str, **storage_options: Any):
         self.url = check_url(url)
         target = self.url if is_url(self.url) else str(Path(self.url).expanduser().absolute())
+        if re.match(r"^s3a?://", self.url) and "config_kwargs" not in storage_options:
+            storage_options["config_kwargs"] = S3_TIMEOUTS  # an unreachable endpoint fails in seconds, not minutes
         # A fresh filesystem object: fsspec's instance cache would keep a stale endpoint or listing.
-        self.fs, self.root = fsspec.core.url_to_fs(target, skip_instance_cache=True, **storage_options)
+        try:
+            self.fs, self.root = fsspec.core.url_to_fs(target, skip_instance_cache=True, **storage_options)
+        except (ValueError, ImportError) as e:
+            raise ConfigError(
+                f"{self.url}: cannot open this registry ({_short(e)}); use a folder or s3://bucket/prefix"
+            ) from None
         self.root = self.root.rstrip("/")
         protocols = self.fs.protocol if isinstance(self.fs.protocol, tuple) else (self.fs.protocol,)
         self.local = isinstance(self.fs, LocalFileSystem)
         self.atomic_put = bool(_ATOMIC_PUT.intersection(protocols))
+        self.s3 = bool({"s3", "s3a"}.intersection(protocols))
 
     # ---- where things are ---------------------------------------------------------------------
     def path(self, *parts: str) -> str:
@@ -104,46 +128,72 @@ class Registry:
 
         The same content again is a no-op. Different content for a published version is refused,
         naming the differing file, unless ``force``: then the old manifest is deleted first, so
-        readers see the old version, no version, or the new one, never a mix.
+        readers see the old version, no version, or the new one, never a mix. A deploy that
+        loses a race to another deploy of the same version behaves as if it came second.
         """
         started = time.perf_counter()
         manifest_path = Path(manifest_path)
         data, manifest = _read_local_manifest(manifest_path)
         name, version = _segment(manifest["name"], "name"), _segment(manifest["version"], "version")
+        if redact_config(manifest) != manifest:
+            raise UserError(
+                f"{manifest_path}: the manifest contains a URL with credentials; refusing to publish a secret. "
+                "Save the version again (save_version strips them) or remove them from the manifest"
+            )
         payloads = _local_payloads(manifest_path, manifest)
         mfile = manifest_filename(name, version)
         remote_manifest = self.path(name, version, mfile)
         status = "published"
         published = self._cat(remote_manifest)
         if published is not None:
-            if published == data:
-                damaged = [f for f, body in payloads.items() if self._size(self.path(name, version, f)) != len(body)]
+            outcome = self._compare(published, data, manifest, name, version, force)
+            if outcome == "unchanged":
+                damaged = {f: b for f, b in payloads.items() if self._size(self.path(name, version, f)) != len(b)}
                 if not damaged:
-                    self._update_index(name, version, sha256_bytes(data))
+                    self._refresh_index(name, version, sha256_bytes(data))
                     return Published("unchanged", self.where(name, version), (), 0, time.perf_counter() - started)
-                payloads, status = {f: payloads[f] for f in damaged}, "repaired"
-            else:
-                differences = _differences(
-                    _parse_manifest(published, self.where(name, version, mfile)), manifest, mfile
+                for file, body in damaged.items():
+                    self._put_object(self.path(name, version, file), body, replace=True)
+                self._refresh_index(name, version, sha256_bytes(data))
+                size = sum(len(b) for b in damaged.values())
+                return Published(
+                    "repaired", self.where(name, version), tuple(damaged), size, time.perf_counter() - started
                 )
-                if not force:
-                    raise UserError(
-                        f"{self.where(name, version)}: version {version} is already published with different "
-                        f"content: {'; '.join(differences)}. Published versions are immutable: bump model_version "
-                        "and retrain, or pass --force to replace it"
-                    )
-                self.fs.rm_file(remote_manifest)  # the old version disappears before any of its files change
-                status = "replaced"
+            self._storage(
+                lambda: self.fs.rm_file(remote_manifest), "deleting", remote_manifest
+            )  # old version gone first
+            status = "replaced"
         elif self.local:
             Path(self.path(name, version)).mkdir(parents=True, exist_ok=True)
         for file, body in payloads.items():
-            self._put(self.path(name, version, file), body)
-        if status != "repaired":
-            self._put(remote_manifest, data)  # last: from here on the version exists
-        self._update_index(name, version, sha256_bytes(data))
-        size = sum(len(b) for b in payloads.values()) + (len(data) if status != "repaired" else 0)
-        shown = (*payloads, mfile) if status != "repaired" else tuple(payloads)
-        return Published(status, self.where(name, version), shown, size, time.perf_counter() - started)
+            self._put_object(self.path(name, version, file), body, replace=force)
+        if not self._create(remote_manifest, data):  # the single commit point
+            winner = self._cat(remote_manifest)
+            if winner is None or self._compare(winner, data, manifest, name, version, force=False) != "unchanged":
+                raise RegistryError(f"{self.where(name, version)}: another deploy published this version meanwhile")
+            status = "unchanged"
+        self._refresh_index(name, version, sha256_bytes(data))
+        size = sum(len(b) for b in payloads.values()) + len(data)
+        return Published(status, self.where(name, version), (*payloads, mfile), size, time.perf_counter() - started)
+
+    def _compare(
+        self, published: bytes, data: bytes, manifest: dict[str, Any], name: str, version: str, force: bool
+    ) -> str:
+        """``unchanged`` if the published manifest is ours; ``replace`` if forced; else a one-line refusal."""
+        if published == data:
+            return "unchanged"
+        mfile = manifest_filename(name, version)
+        try:
+            found = differences(parse_manifest(published, self.where(name, version, mfile)), manifest, mfile)
+        except IntegrityError as e:
+            found = [f"the published manifest is damaged ({e})"]
+        if not force:
+            raise UserError(
+                f"{self.where(name, version)}: version {version} is already published with different "
+                f"content: {'; '.join(found)}. Published versions are immutable: bump model_version "
+                "and retrain, or pass --force to replace it"
+            )
+        return "replace"
 
     # ---- reading ------------------------------------------------------------------------------
     def manifest(self, pipeline: str, version: str) -> tuple[bytes, dict[str, Any]]:
@@ -156,7 +206,7 @@ class Registry:
                 f"{self.url}: no {pipeline} version {version} (published: {', '.join(known) or 'none'}); "
                 f"deploy it first or pick a published version"
             )
-        manifest = _parse_manifest(data, self.where(pipeline, version, mfile))
+        manifest = parse_manifest(data, self.where(pipeline, version, mfile))
         if manifest.get("name") != pipeline or manifest.get("version") != version:
             raise IntegrityError(
                 f"{self.where(pipeline, version, mfile)}: manifest names {manifest.get('name')} "
@@ -170,7 +220,7 @@ class Registry:
         folder = version_cache_dir(self.url, pipeline, version)
         folder.mkdir(parents=True, exist_ok=True)
         where = self.where(pipeline, version)
-        entries = [_checked_entry(entry, role, where) for role, entry in manifest["files"].items()]  # all, first
+        entries = [check_entry(entry, role, where) for role, entry in manifest["files"].items()]  # all, first
         for file, sha256, size in entries:
             blob = blob_path(sha256)
             if not (blob.exists() and sha256_file(blob) == sha256):
@@ -190,9 +240,19 @@ class Registry:
         return atomic_write(folder / manifest_filename(pipeline, version), data)
 
     def versions(self, pipeline: str) -> list[dict[str, Any]]:
-        """Published versions, oldest first: from the index, or by listing manifests if there is none."""
-        listed = self._read_index(pipeline)
-        return self._scan(pipeline) if listed is None else listed
+        """Published versions, oldest first: the index's entries plus any version it misses.
+
+        The index is only a cache: one listing of the pipeline's folder finds versions a racing
+        deploy left out of it (read from their manifests) and drops entries whose folder is gone.
+        """
+        pipeline = _segment(pipeline, "pipeline")
+        try:
+            listed = {v["version"]: v for v in self._read_index(pipeline) or [] if _index_entry(v)}
+        except IntegrityError:
+            listed = {}
+        folders = self._version_folders(pipeline)
+        found = [listed[v] if v in listed else self._describe(pipeline, v) for v in folders]
+        return sorted((v for v in found if v is not None), key=lambda v: version_key(v["version"]))
 
     # ---- internals ----------------------------------------------------------------------------
     def _read_index(self, pipeline: str) -> list[dict[str, Any]] | None:
@@ -200,89 +260,179 @@ class Registry:
         if data is None:
             return None
         try:
-            return json.loads(data)["versions"]
+            versions = json.loads(data)["versions"]
+            if not isinstance(versions, list):
+                raise TypeError("'versions' is not a list")
+            return versions
         except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as e:
             raise IntegrityError(f"{self.where(pipeline, INDEX)}: not a registry index ({e})") from None
+
+    def _refresh_index(self, pipeline: str, version: str, manifest_sha256: str) -> None:
+        """:meth:`_update_index` after a commit: the index is a cache, so failing to write it fails nothing."""
+        with contextlib.suppress(UserError):
+            self._update_index(pipeline, version, manifest_sha256)
 
     def _update_index(self, pipeline: str, version: str, manifest_sha256: str) -> None:
         """Rebuild the index from the manifests (the truth) unless it already lists this exact version.
 
-        Two deploys racing may each write an index missing the other's version; the next deploy
-        of any version lists both again (a version exists by its manifest, not by the index).
+        Two deploys racing may each write an index missing the other's version; :meth:`versions`
+        lists such a version anyway, and the next deploy writes it back into the index.
         """
         try:
             listed = {v.get("version"): v.get("manifest_sha256") for v in self._read_index(pipeline) or []}
-        except IntegrityError:
+        except (IntegrityError, AttributeError):
             listed = {}
         if listed.get(version) == manifest_sha256:
             return
         index = {"format": INDEX_FORMAT, "pipeline": pipeline, "versions": self._scan(pipeline)}
         self._put(self.path(pipeline, INDEX), json.dumps(index, indent=2) + "\n")
 
-    def _scan(self, pipeline: str) -> list[dict[str, Any]]:
+    def _version_folders(self, pipeline: str) -> list[str]:
         self.fs.invalidate_cache(self.path(pipeline))
         try:
-            entries = self.fs.ls(self.path(pipeline), detail=True)
+            entries = self._storage(
+                lambda: self.fs.ls(self.path(pipeline), detail=True), "listing", self.path(pipeline)
+            )
         except FileNotFoundError:
             return []
-        found = []
-        for entry in entries:
-            if entry["type"] != "directory":
-                continue
-            version = entry["name"].rstrip("/").rsplit("/", 1)[-1]
-            mfile = manifest_filename(pipeline, version)
-            data = self._cat(self.path(pipeline, version, mfile))
-            if data is None:
-                continue  # files of an interrupted deploy: not a version
-            manifest = _parse_manifest(data, self.where(pipeline, version, mfile))
-            found.append(
-                {
-                    "version": version,
-                    "manifest": f"{version}/{mfile}",
-                    "manifest_sha256": sha256_bytes(data),
-                    "created": manifest.get("created"),
-                    "code_version": manifest.get("code_version"),
-                    "metrics": manifest.get("metrics", {}),
-                    "files": {
-                        role: {k: e.get(k) for k in ("file", "sha256", "bytes")}
-                        for role, e in manifest.get("files", {}).items()
-                    },
-                    "parent": manifest.get("parent"),
-                }
+        names = [e["name"].rstrip("/").rsplit("/", 1)[-1] for e in entries if e.get("type") == "directory"]
+        return [n for n in names if _is_safe(n)]
+
+    def _describe(self, pipeline: str, version: str) -> dict[str, Any] | None:
+        """The index entry of one version, from its manifest; None for a folder without one."""
+        mfile = manifest_filename(pipeline, version)
+        data = self._cat(self.path(pipeline, version, mfile))
+        if data is None:
+            return None  # files of an interrupted deploy: not a version
+        try:
+            manifest = parse_manifest(data, self.where(pipeline, version, mfile))
+        except IntegrityError as e:  # one damaged version must not hide the others: listed, marked, never loaded
+            return {"version": version, "manifest": f"{version}/{mfile}", "files": {}, "metrics": {}, "damaged": str(e)}
+        return {
+            "version": version,
+            "manifest": f"{version}/{mfile}",
+            "manifest_sha256": sha256_bytes(data),
+            "created": manifest.get("created"),
+            "code_version": manifest.get("code_version"),
+            "metrics": manifest.get("metrics", {}),
+            "files": {
+                role: {k: e.get(k) for k in ("file", "sha256", "bytes")} for role, e in manifest["files"].items()
+            },
+            "parent": manifest.get("parent"),
+        }
+
+    def _scan(self, pipeline: str) -> list[dict[str, Any]]:
+        found = [self._describe(pipeline, v) for v in self._version_folders(pipeline)]
+        return sorted((v for v in found if v is not None), key=lambda v: version_key(v["version"]))
+
+    def _storage(self, action: Any, doing: str, path: str) -> Any:
+        """Run one storage call; failures other than a missing object become one-line :class:`RegistryError`s."""
+        try:
+            return action()
+        except (FileNotFoundError, FileExistsError, UserError):
+            raise
+        except OSError as e:
+            if e.errno == errno.EINVAL and "precondition" in str(e).lower().replace("-", ""):  # S3 412: it exists
+                raise FileExistsError(path) from None
+            raise self._failure(e, doing, path) from None
+        except Exception as e:  # network stacks raise many types (botocore, aiohttp, asyncio timeouts)
+            raise self._failure(e, doing, path) from None
+
+    def _failure(self, e: Exception, doing: str, path: str) -> RegistryError:
+        if isinstance(e, PermissionError):
+            return RegistryError(
+                f"{self.url}: access denied {doing} {self._shown(path)} ({_short(e)}); check the storage credentials"
             )
-        return sorted(found, key=lambda v: version_key(v["version"]))
+        return RegistryError(
+            f"{self.url}: storage error {doing} {self._shown(path)} ({type(e).__name__}: {_short(e)}); "
+            "is the registry reachable (endpoint, network, bucket)?"
+        )
+
+    def _shown(self, path: str) -> str:
+        return self.where(path[len(self.root) :].lstrip("/")) if path.startswith(self.root) else path
 
     def _cat(self, path: str) -> bytes | None:
         """The object's bytes, or None if it does not exist."""
         try:
-            return self.fs.cat_file(path)
+            return self._storage(lambda: self.fs.cat_file(path), "reading", path)
         except FileNotFoundError:
             return None
-        except PermissionError as e:
-            raise UserError(f"{self.url}: access denied reading {path} ({e}); check the storage credentials") from None
 
     def _size(self, path: str) -> int | None:
         try:
-            return int(self.fs.info(path)["size"])
+            return int(self._storage(lambda: self.fs.info(path), "reading", path)["size"])
         except FileNotFoundError:
             return None
+
+    def _create(self, path: str, data: bytes) -> bool:
+        """Write ``path`` only if no object is there (False if one is); read back to catch stores that ignore it."""
+        try:
+            if self.local:
+                self._write(lambda: _link_new(path, data), path)
+            elif self.s3:
+                self._write(lambda: self.fs.pipe_file(path, data, mode="create"), path)
+            else:
+                if self._size(path) is not None:
+                    return False
+                self._put(path, data)
+        except FileExistsError:
+            return False
+        self.fs.invalidate_cache(path)
+        return self._cat(path) == data
+
+    def _put_object(self, path: str, body: bytes, replace: bool) -> None:
+        """Upload one file as an immutable object: never over an object with other content unless ``replace``."""
+        if replace:
+            self._put(path, body)
+            return
+        if self._create(path, body):
+            return
+        existing = self._cat(path)
+        if existing is not None and existing != body:
+            raise RegistryError(
+                f"{self._shown(path)}: an object with different content is already there (another deploy of this "
+                "version, running or interrupted); retry, or pass --force to replace the version"
+            )
 
     def _put(self, path: str, data: bytes | str) -> None:
         """Write one file so that no reader ever sees part of it under its final name."""
         body = data.encode() if isinstance(data, str) else data
+        if self.local:
+            self._write(lambda: atomic_write(path, body), path)
+        elif self.atomic_put:
+            self._write(lambda: self.fs.pipe_file(path, body), path)
+        else:
+            partial = f"{path}.partial-{uuid.uuid4().hex}"
+            self._write(lambda: self.fs.pipe_file(partial, body), path)
+            self._write(lambda: self.fs.mv(partial, path), path)
+
+    def _write(self, action: Any, path: str) -> Any:
         try:
-            if self.local:
-                atomic_write(path, body)
-            elif self.atomic_put:
-                self.fs.pipe_file(path, body)
-            else:
-                partial = f"{path}.partial-{uuid.uuid4().hex}"
-                self.fs.pipe_file(partial, body)
-                self.fs.mv(partial, path)
-        except PermissionError as e:
-            raise UserError(f"{self.url}: access denied writing {path} ({e}); check the storage credentials") from None
+            return self._storage(action, "writing", path)
         except FileNotFoundError as e:
-            raise UserError(f"{self.url}: cannot write {path} ({e}); does the bucket exist?") from None
+            raise RegistryError(
+                f"{self.url}: cannot write {self._shown(path)} ({_short(e)}); does the bucket exist?"
+            ) from None
+
+
+def _short(error: BaseException) -> str:
+    """An exception's message on one line, credentials redacted, at most 200 characters."""
+    text = " ".join(str(error).split()) or type(error).__name__
+    return redact_text(text)[:200]
+
+
+def _link_new(path: str, data: bytes) -> None:
+    """Create a local file only if it does not exist, whole: write a temporary file, then ``os.link`` it."""
+    target = Path(path)
+    temporary = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        with open(temporary, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.link(temporary, target)  # fails with FileExistsError if another writer got there first
+    finally:
+        temporary.unlink(missing_ok=True)
 
 
 # ---- the local cache -------------------------------------------------------------------------
@@ -307,7 +457,7 @@ def cached_manifest(url: str, pipeline: str, version: str) -> Path | None:
     """The cached manifest of a version if it and all its files are present; no network access."""
     path = version_cache_dir(url, pipeline, version) / manifest_filename(pipeline, version)
     try:
-        manifest = _parse_manifest(path.read_bytes(), str(path))
+        manifest = parse_manifest(path.read_bytes(), str(path))
     except (OSError, IntegrityError):
         return None
     files = manifest.get("files", {})
@@ -326,24 +476,35 @@ def pull(url: str, pipeline: str, version: str, refresh: bool = False) -> Path:
     return Registry(url).fetch(pipeline, version)
 
 
-def version_key(version: str) -> tuple:
-    """Sort "1.10.0" after "1.9.0": numbers compare as numbers, the rest as text."""
-    return tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in re.split(r"[.+-]", version))
-
-
 # ---- manifests -------------------------------------------------------------------------------
 def _segment(value: Any, what: str) -> str:
-    """A pipeline name or version, which becomes one path segment: no slashes, no leading dot."""
-    if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._+-]*", value):
-        raise UserError(f"{what} {value!r} is not usable in a registry path (letters, digits, '._+-' only)")
-    return value
+    """A pipeline name or version, which becomes one path segment (:func:`mlpipes.safety.safe_name`)."""
+    return safe_name(value, what)
+
+
+def _index_entry(entry: Any) -> bool:
+    """An index entry with the fields listing relies on (anything else is re-read from its manifest)."""
+    return (
+        isinstance(entry, dict)
+        and isinstance(entry.get("version"), str)
+        and isinstance(entry.get("files"), dict)
+        and isinstance(entry.get("metrics", {}), dict)
+    )
+
+
+def _is_safe(name: str) -> bool:
+    try:
+        safe_name(name, "version")
+    except UserError:
+        return False
+    return True
 
 
 def _local_payloads(manifest_path: Path, manifest: dict[str, Any]) -> dict[str, bytes]:
     """Every file the manifest lists, read and checked against its sha256 before anything is uploaded."""
     payloads = {}
     for role, entry in manifest["files"].items():
-        file, sha256, _ = _checked_entry(entry, role, str(manifest_path))
+        file, sha256, _ = check_entry(entry, role, str(manifest_path))
         local = manifest_path.parent / file
         if not local.exists():
             raise DataError(f"{local}: file '{role}' of {manifest_path.name} is missing; nothing was deployed")
@@ -361,58 +522,7 @@ def _read_local_manifest(path: Path) -> tuple[bytes, dict[str, Any]]:
         data = path.read_bytes()
     except FileNotFoundError:
         raise DataError(f"{path}: weights manifest not found") from None
-    return data, _parse_manifest(data, str(path))
-
-
-def _parse_manifest(data: bytes, source: str) -> dict[str, Any]:
-    try:
-        manifest = json.loads(data)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise IntegrityError(f"{source}: manifest is not valid JSON ({e})") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        found = manifest.get("format") if isinstance(manifest, dict) else type(manifest).__name__
-        raise IntegrityError(f"{source}: unknown manifest format {found!r}, expected {FORMAT!r}")
-    for key in ("name", "version", "files"):
-        if key not in manifest:
-            raise IntegrityError(f"{source}: manifest has no '{key}'")
-    if not isinstance(manifest["files"], dict):
-        raise IntegrityError(f"{source}: manifest 'files' is not a mapping of role to file")
-    return manifest
-
-
-def _checked_entry(entry: Any, role: str, source: str) -> tuple[str, str, int | None]:
-    """(file, sha256, bytes) of a manifest entry; refuses unsafe names and missing hashes (fail closed)."""
-    if not isinstance(entry, dict):
-        raise IntegrityError(f"{source}: file entry '{role}' is not a mapping")
-    file, sha256, size = entry.get("file"), entry.get("sha256"), entry.get("bytes")
-    if not isinstance(file, str) or not file or "/" in file or "\\" in file or file in (".", "..") or file[0] == ".":
-        raise IntegrityError(f"{source}: file entry '{role}' has an unsafe file name {file!r}")
-    if not isinstance(sha256, str) or not _SHA256.fullmatch(sha256):
-        raise IntegrityError(f"{source}: file '{file}' ({role}) has no valid sha256; refusing unverifiable files")
-    if size is not None and (not isinstance(size, int) or size < 0):
-        raise IntegrityError(f"{source}: file '{file}' ({role}) has an invalid size {size!r}")
-    return file, sha256, size
-
-
-def _differences(published: dict[str, Any], local: dict[str, Any], manifest_file: str) -> list[str]:
-    """What differs between two manifests of one version, file by file."""
-    out = []
-    remote_files, local_files = published.get("files", {}), local.get("files", {})
-    for role in sorted(set(remote_files) | set(local_files)):
-        before, after = remote_files.get(role), local_files.get(role)
-        if before is None:
-            out.append(f"{after.get('file')} is new ({role}; not in the published version)")
-        elif after is None:
-            out.append(f"{before.get('file')} ({role}) is published but not in the local manifest")
-        elif before.get("sha256") != after.get("sha256") or before.get("file") != after.get("file"):
-            out.append(
-                f"{after.get('file')} differs ({role}: sha256 {str(after.get('sha256'))[:12]}… here, "
-                f"{str(before.get('sha256'))[:12]}… published)"
-            )
-    if not out:
-        keys = sorted(k for k in set(published) | set(local) if k != "files" and published.get(k) != local.get(k))
-        out.append(f"{manifest_file} differs (fields: {', '.join(keys) or 'formatting only'})")
-    return out
+    return data, parse_manifest(data, str(path))
 
 
 def _link(blob: Path, target: Path) -> None:

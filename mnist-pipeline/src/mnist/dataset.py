@@ -1,4 +1,4 @@
-"""MNIST from its canonical IDX files to dataset records, and records back into memory.
+"""MNIST from its canonical IDX files to dataset records, and record batches to model input.
 
 The four files are fetched from the first mirror that has them (a folder or any fsspec URL),
 verified by the sha256 of their decompressed bytes, and cached in ``<artifacts>/raw``.
@@ -6,16 +6,14 @@ verified by the sha256 of their decompressed bytes, and cached in ``<artifacts>/
 
 from __future__ import annotations
 
-import gzip
 import os
 from pathlib import Path
 
-import fsspec
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
-from mlpipes.artifacts import atomic_write, sha256_bytes, sha256_file
+from mlpipes.commands import existing_records
+from mlpipes.download import fetch
 from mlpipes.errors import DataError
 from mlpipes.records import Records, write_records
 from mnist.config import MIRROR_ENV, MnistConfig
@@ -38,38 +36,6 @@ def mirrors(config: MnistConfig) -> list[str]:
     return extra + list(config.mirrors)
 
 
-def fetch_raw(config: MnistConfig) -> dict[str, Path]:
-    """Each raw IDX file, from the cache if valid, else from the first mirror that has it."""
-    paths = {}
-    for name, sha256 in RAW_FILES.items():
-        path = config.raw_dir / name
-        if not (path.exists() and sha256_file(path) == sha256):
-            atomic_write(path, _download(name, sha256, mirrors(config)))
-        paths[name] = path
-    return paths
-
-
-def _download(name: str, sha256: str, urls: list[str]) -> bytes:
-    tried = []
-    for mirror in urls:
-        url = f"{mirror.rstrip('/')}/{name}.gz"
-        try:
-            with fsspec.open(url, "rb") as f:
-                data = f.read()
-            data = gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data
-        except (OSError, EOFError, ValueError, ImportError) as e:
-            tried.append(f"{url} ({type(e).__name__}: {str(e)[:80]})")
-            continue
-        got = sha256_bytes(data)
-        if got == sha256:
-            return data
-        tried.append(f"{url} (sha256 {got[:12]}…, expected {sha256[:12]}…)")
-    raise DataError(
-        f"could not fetch {name} from any mirror; tried: {'; '.join(tried) or 'no mirrors configured'}. "
-        f"Set ${MIRROR_ENV} to a folder or URL holding the MNIST .gz files."
-    )
-
-
 def read_idx(path: str | os.PathLike) -> np.ndarray:
     """An IDX file (the MNIST format: magic, dimensions, then raw uint8 data) as a numpy array."""
     data = Path(path).read_bytes()
@@ -84,32 +50,32 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
 
 
 def save_datasets(config: MnistConfig, force: bool = False) -> Records:
-    """Raw IDX files → train/test records; a no-op when the records already hold the same inputs.
+    """Raw IDX files → train/test records; a no-op when intact records of the same inputs exist.
 
     The records go to ``config.records_url``: the artifact directory, or any fsspec URL given as
     ``dataset_url`` (``s3://bucket/datasets/mnist`` uploads them for training elsewhere).
     """
-    out = config.records_url
     provenance = {name: {"file": f"{name}.gz", "sha256": sha} for name, sha in RAW_FILES.items()}
-    if not force:
-        try:
-            existing = Records.open(out)
-        except DataError:
-            existing = None  # missing or unreadable: (re)write below
-        if existing is not None and existing.index.get("provenance") == provenance:
-            return existing
-    raw = fetch_raw(config)
-    splits = {}
-    for split, (images, labels) in tqdm(SPLIT_FILES.items(), desc="records", unit="split", leave=False):
-        splits[split] = {"image": read_idx(raw[images]), "label": read_idx(raw[labels]).astype(np.int64)}
-    write_records(out, splits, name=config.pipeline, provenance=provenance)
-    return Records.open(out)
+    existing = None if force else existing_records(config.records_url, provenance)
+    if existing is not None:
+        return existing
+    hint = f"Set ${MIRROR_ENV} to a folder or URL holding the MNIST .gz files (offline machines: a local copy)."
+    raw = {name: fetch(name, sha, mirrors(config), config.raw_dir, hint) for name, sha in RAW_FILES.items()}
+    splits = {
+        split: {"image": read_idx(raw[images]), "label": read_idx(raw[labels]).astype(np.int64)}
+        for split, (images, labels) in SPLIT_FILES.items()
+    }
+    write_records(config.records_url, splits, name=config.pipeline, provenance=provenance)
+    return Records.open(config.records_url)
+
+
+def batch_inputs(batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """A batch of uint8 record images (N,H,W) → the model's float input (N,1,H,W) in [0, 1], channels-last."""
+    images = batch["image"]
+    return images.unsqueeze(1).float().div_(255).contiguous(memory_format=torch.channels_last)
 
 
 def load_split(config: MnistConfig, split: str, limit: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """A split's first ``limit`` examples (0: all) as uint8 images (N,1,H,W) and int64 labels (N,)."""
-    columns = Records.open(config.records_url).load(split)
-    images, labels = columns["image"], columns["label"]
-    if limit:
-        images, labels = images[:limit], labels[:limit]
-    return torch.from_numpy(images.copy()).unsqueeze(1), torch.from_numpy(labels.astype(np.int64))
+    columns = Records.open(config.records_url).load(split, limit=limit)
+    return torch.from_numpy(columns["image"].copy()).unsqueeze(1), torch.from_numpy(columns["label"].astype(np.int64))

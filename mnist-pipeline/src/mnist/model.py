@@ -11,9 +11,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from mlpipes.resolve import locate, parent_weights
+from mlpipes.weights import load_state_dict, read_manifest
 from mnist.config import MnistConfig
 from mnist.preprocess import preprocess_images
-from mnist.weights import load_parent_features, load_pretrained
 
 
 def conv_block(in_channels: int, out_channels: int) -> list[nn.Module]:
@@ -37,11 +38,17 @@ def mnist_features(channels: tuple[int, ...] = (16, 32, 64, 64)) -> nn.Sequentia
 
 
 class Classifier(nn.Module):
-    """Features + head, with ``predict`` for inference on raw images."""
+    """Features + head, with ``predict`` for inference on raw images.
+
+    ``temperature`` (fitted after training, stored in the manifest) divides the logits in
+    ``predict`` so its probabilities are calibrated; ``forward`` returns the raw logits.
+    """
 
     def __init__(self, features: nn.Sequential, num_features: int, labels: tuple[str, ...]):
         super().__init__()
         self.labels = labels
+        self.temperature = 1.0
+        self.frozen_features = False
         self.features = features
         self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(num_features, len(labels)))
 
@@ -49,13 +56,26 @@ class Classifier(nn.Module):
         """Preprocessed images (N,1,H,W) in [0, 1] → class logits (N, classes)."""
         return self.head(self.features(images))
 
+    def train(self, mode: bool = True) -> Classifier:
+        super().train(mode)
+        if self.frozen_features:
+            self.features.eval()  # keep the transferred batch-norm statistics
+        return self
+
+    def freeze_features(self) -> list[nn.Parameter]:
+        """Train only the head from now on; returns the parameters left to train."""
+        self.frozen_features = True
+        self.features.requires_grad_(False)
+        return list(self.head.parameters())
+
     @torch.no_grad()
     def predict(self, images: np.ndarray | torch.Tensor, invert: bool | None = None) -> np.ndarray:
         """Raw images (any layout of ``preprocess_images``) → float32 (N, classes) probabilities."""
         self.eval()
-        device = next(self.parameters()).device
-        x = preprocess_images(images, invert=invert).to(device)
-        return torch.softmax(self(x), dim=1).float().cpu().numpy()
+        x = preprocess_images(images, invert=invert).to(next(self.parameters()).device)
+        if not len(x):
+            return np.zeros((0, len(self.labels)), np.float32)
+        return torch.softmax(self(x) / self.temperature, dim=1).float().cpu().numpy()
 
 
 def mnist_classifier(
@@ -64,16 +84,26 @@ def mnist_classifier(
     """The classifier the config describes (labels, channels).
 
     ``pretrained=True`` loads the weights shipped with the config's package (a version it does
-    not ship comes from the configured registry), a registry URL
-    (``s3://bucket/models``) pulls ``version`` (default: ``config.model_version``, the one the
-    package pins) into the local cache, a path loads that manifest's weights; otherwise
-    ``config.pretrained_features`` may seed the feature extractor.
+    not ship comes from the configured registry), a registry URL (``s3://bucket/models``) pulls
+    ``version`` (default: the bundled version) into the local cache, a path loads that manifest's
+    weights; otherwise ``config.pretrained_features`` may seed the feature extractor with MNIST's.
     """
     config = config or MnistConfig()
     model = Classifier(mnist_features(config.channels), config.channels[-1], config.labels)
     if pretrained:
-        model.load_state_dict(load_pretrained(config, pretrained, role="classifier", version=version))
+        manifest = locate(config, pretrained, version).manifest
+        model.load_state_dict(load_state_dict(manifest, "classifier"))
+        model.temperature = float(read_manifest(manifest).get("meta", {}).get("temperature", 1.0))
         model.eval()
     elif config.pretrained_features:
-        model.features.load_state_dict(load_parent_features(config)[0])
+        model.features.load_state_dict(mnist_parent_features(config)[0])
     return model
+
+
+def mnist_parent_features(config: MnistConfig) -> tuple[dict[str, torch.Tensor], dict]:
+    """MNIST's published feature weights named by ``config.pretrained_features``, and their lineage.
+
+    ``True`` means the features bundled with the ``mnist`` package, whichever pipeline asks (the
+    letter pipeline transfers them); a registry URL pulls MNIST's bundled version from it.
+    """
+    return parent_weights(MnistConfig(registry=config.registry), config.pretrained_features, "features")

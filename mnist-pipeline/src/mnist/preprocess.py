@@ -7,6 +7,8 @@ Images become float32 ``(N, 1, H, W)`` in [0, 1], white ink on black like MNIST.
 from __future__ import annotations
 
 import functools
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -35,7 +37,14 @@ def preprocess_images(
     The work is done in numpy: for one small image that is several times faster than torch ops,
     which matters when the model itself (on ONNX Runtime) takes tens of microseconds.
     """
-    x = images.detach().cpu().numpy() if isinstance(images, torch.Tensor) else np.asarray(images)
+    if isinstance(images, torch.Tensor):
+        images = images.detach().cpu()
+        x = (images.float() if images.dtype == torch.bfloat16 else images).numpy()
+    else:
+        try:
+            x = np.asarray(images)
+        except (ValueError, TypeError) as e:  # ragged nested lists
+            raise DataError(f"images are not one rectangular array ({str(e)[:120]})") from None
     shape = x.shape
     if x.ndim == 2:
         x = x[None, None]
@@ -49,27 +58,36 @@ def preprocess_images(
         raise DataError(f"images of shape {shape}: expected (H,W), (N,H,W), (N,H,W,1) or (N,1,H,W) with one channel")
     if x.shape[-1] < min_size or x.shape[-2] < min_size:
         raise DataError(f"images of shape {shape}: height and width must be at least {min_size} pixels")
-    if x.dtype == np.uint8:
-        x = x.astype(np.float32) / np.float32(255)
-    elif np.issubdtype(x.dtype, np.floating):
-        x = x.astype(np.float32)
-        if np.isnan(x).any():
-            raise DataError(f"images of shape {shape}: contain NaN")
-        low, high = (x.min(), x.max()) if x.size else (0, 0)
-        if low < 0 or high > 1:
-            raise DataError(
-                f"float images must lie in [0, 1], got [{low:.3g}, {high:.3g}]; "
-                "divide 0-255 values by 255 or pass uint8"
-            )
-    else:
-        raise DataError(f"images of dtype {x.dtype}: expected uint8 (0-255) or float (0-1)")
+    x = x.astype(np.float32) / np.float32(255) if x.dtype == np.uint8 else _as_unit_float(x, shape)
     if invert is None:
-        flip = x.reshape(len(x), -1) @ border_weights(*x.shape[-2:]) > 0.5  # mean of each image's border
+        pixels = x.reshape(len(x), x.shape[-2] * x.shape[-1])  # not -1: an empty batch has no size to infer
+        flip = pixels @ border_weights(*x.shape[-2:]) > 0.5  # mean of each image's border
         if flip.any():
             x = np.where(flip[:, None, None, None], 1 - x, x)
     elif invert:
         x = 1 - x
     return torch.from_numpy(np.ascontiguousarray(x))
+
+
+def _as_unit_float(x: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Non-uint8 images → float32 in [0, 1]: floats as they are, integers 0–255 scaled; else one line why not."""
+    if x.dtype.kind in "iu":
+        low, high = (int(x.min()), int(x.max())) if x.size else (0, 0)
+        if low < 0 or high > 255:
+            raise DataError(f"images of shape {shape}, dtype {x.dtype}: values in [{low}, {high}], expected 0-255")
+        return x.astype(np.float32) / np.float32(255)
+    if x.dtype.kind != "f":
+        raise DataError(f"images of shape {shape}, dtype {x.dtype}: expected uint8 (0-255) or float (0-1)")
+    x = x.astype(np.float32)
+    if x.size and not np.isfinite(x).all():
+        raise DataError(f"images of shape {shape}: contain NaN or infinity")
+    low, high = (float(x.min()), float(x.max())) if x.size else (0.0, 0.0)
+    if low < 0 or high > 1:
+        raise DataError(
+            f"images of shape {shape}: float values must lie in [0, 1], got [{low:.3g}, {high:.3g}]; "
+            "divide 0-255 values by 255 or pass uint8"
+        )
+    return x
 
 
 def preprocess_labels(labels: np.ndarray | torch.Tensor | list[int], num_classes: int) -> torch.Tensor:
@@ -136,3 +154,22 @@ def frame_ink(image: np.ndarray, size: int = 28, box: int = 20, center: str = "m
     top, left = min(max(top, 0), size - nh), min(max(left, 0), size - nw)
     out[top : top + nh, left : left + nw] = small
     return out
+
+
+def read_image(path: Path, config: Any) -> np.ndarray:
+    """An image file (grayscale as it looks, resized to ``config.image_size``) or a .npy array, for ``predict``.
+
+    Decoding, budgets and one-line refusals are ``mlpipes.images``': pixel counts checked before
+    decoding, transparency and 16-bit scans read as they look, ``.npy`` never unpickled.
+    """
+    from mlpipes.images import read_array_file, read_image_file
+
+    if Path(path).suffix.lower() == ".npy":
+        return read_array_file(path)
+    gray = read_image_file(path)
+    size = config.image_size
+    if gray.shape != (size, size):
+        from PIL import Image
+
+        gray = np.asarray(Image.fromarray(gray).resize((size, size), Image.Resampling.LANCZOS))
+    return gray
