@@ -26,12 +26,12 @@ import torch
 
 from mlpipes.browser import chromium, chromium_path, open_app
 from mlpipes.calibration import softmax
+from mlpipes.commands import contract, export_onnx
 from mlpipes.onnx import OnnxClassifier, export_version
 from mlpipes.serve import make_server, serve_in_thread
 from mlpipes.weights import read_manifest, save_version
 from mnist import MnistConfig, mnist_classifier
 from mnist.dataset import load_split, save_datasets
-from mnist.export import contract, export_model, onnx_classifier
 from mnist.preprocess import frame_ink
 
 pytestmark = pytest.mark.skipif(chromium_path() is None, reason="no Chromium: apt-get install -y chromium")
@@ -53,8 +53,14 @@ def config(tmp_path_factory) -> MnistConfig:
         pytest.skip("set MNIST_MIRROR to a folder with the MNIST .gz files (e.g. ../shared/data/mnist)")
     config = MnistConfig(artifact_dir=str(tmp_path_factory.mktemp("mnist")))
     save_datasets(config)
-    export_model(config, "pretrained", parity_samples=200)
+    export_onnx(config, "pretrained", parity_samples=200)
     return config
+
+
+def onnx_classifier(config: MnistConfig) -> OnnxClassifier:
+    """The ONNX file export-onnx wrote into the config's weights folder."""
+    (path,) = config.weights_dir.glob(f"{config.pipeline}-*.onnx")
+    return OnnxClassifier(path)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,8 +99,9 @@ def letters(tmp_path_factory) -> OnnxClassifier:
         code_version="test",
     )
     # A calibrated model: the page must divide its logits by this before the softmax.
-    metadata = {**contract(config, read_manifest(manifest)), "temperature": LETTERS_TEMPERATURE}
-    export_version(model, manifest, torch.rand(32, 1, 32, 32), image_shape=config.image_shape, metadata=metadata)
+    examples = torch.rand(32, 1, 32, 32)
+    metadata = {**contract(config, read_manifest(manifest), model, examples), "temperature": LETTERS_TEMPERATURE}
+    export_version(model, manifest, examples, metadata=metadata)
     return OnnxClassifier.from_manifest(manifest)
 
 
