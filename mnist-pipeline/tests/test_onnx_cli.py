@@ -42,7 +42,7 @@ def exported(tmp_path_factory):
 
 
 def test_export_records_onnx_in_the_versions_manifest(exported, capsys):
-    manifest = read_manifest(exported.weights_dir / "mnist-1.0.0.json")
+    manifest = read_manifest(exported.weights_dir / f"mnist-{MnistConfig.pretrained_version}.json")
     entry = manifest["files"]["onnx"]
     path = exported.weights_dir / entry["file"]
     assert entry["file"] == path.name and entry["sha256"] == sha256_file(path) and entry["bytes"] == path.stat().st_size
@@ -59,7 +59,7 @@ def test_onnx_metadata_is_the_preprocessing_contract(exported):
     assert clf.labels == tuple("0123456789")
     assert meta["image_size"] == 28 and meta["input_layout"] == "NCHW" and meta["input_dtype"] == "float32"
     assert meta["input_range"] == [0.0, 1.0] and meta["polarity"] == "white on black"
-    assert meta["model_version"] == "1.0.0" and meta["pipeline"] == "mnist"
+    assert meta["model_version"] == MnistConfig.pretrained_version and meta["pipeline"] == "mnist"
     assert meta["drawing"] == {"size": 28, "box": 20, "center": "mass"}
 
 

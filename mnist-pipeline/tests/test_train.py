@@ -43,7 +43,8 @@ def test_short_training_learns_and_writes_a_complete_run_record(mnist_config, tm
         assert (run / name).stat().st_size > 0
 
     manifest = read_manifest(manifest_path)
-    assert manifest_path.name == f"mnist-1.0.0+{run.name}.json" and set(manifest["files"]) == {"features", "classifier"}
+    version = f"{MnistConfig.pretrained_version}+{run.name}"  # never a bundled version's name
+    assert manifest_path.name == f"mnist-{version}.json" and set(manifest["files"]) == {"features", "classifier"}
     assert manifest["config"] == config.to_dict() and manifest["metrics"]["test_accuracy"] == metrics["test_accuracy"]
     assert manifest["meta"]["temperature"] > 0 and metrics["validation_ece"] <= metrics["validation_ece_before"]
     assert len(manifest["dataset_sha256"]) == 64

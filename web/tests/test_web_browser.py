@@ -162,7 +162,7 @@ def test_page_loads_with_the_exported_model(page):
     assert page.title().startswith("mlpipes")
     assert page.evaluate("crossOriginIsolated")  # COOP/COEP from mlpipes serve
     assert page.locator("#modes button").all_text_contents() == ["Digits", "Letters"]
-    assert "mnist 1.0.0" in page.locator("#status").text_content()
+    assert f"mnist {MnistConfig.pretrained_version}" in page.locator("#status").text_content()
 
 
 def test_letters_mode_uses_the_letter_model_and_its_framing(page, letters):

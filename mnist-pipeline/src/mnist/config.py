@@ -52,6 +52,7 @@ class MnistConfig(PipelineConfig):
     augment_rotation: float = param(12.0, "augmentation: rotation, uniform in ±degrees", ge=0)
     augment_shear: float = param(0.25, "augmentation: horizontal slant (tan of the angle), uniform in ±shear", ge=0)
     augment_scale: float = param(0.15, "augmentation: each axis scaled by up to 1 ± scale", ge=0)
+    augment_translate: float = param(0.06, "augmentation: shift per axis, up to ± this fraction of the size", ge=0)
     augment_elastic: float = param(1.0, "augmentation: std of the smooth elastic displacement, pixels", ge=0)
     augment_thickness: float = param(0.5, "augmentation: pen width, blend towards dilation/erosion", ge=0, le=1)
     warmup_fraction: float = param(0.25, "fraction of the steps raising the learning rate (one-cycle)", ge=0, lt=1)
