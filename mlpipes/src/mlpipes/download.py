@@ -51,7 +51,9 @@ def download(name: str, sha256: str, mirrors: Sequence[str], hint: str = "") -> 
                 if data[:2] == b"\x1f\x8b":
                     data = _gunzip(data, limit)
             except FileNotFoundError:
-                tried.append(f"{redact_url(url)} (not found)")
+                # fsspec's HTTP filesystem says "not found" for an unreachable host too: say both.
+                why = "not found, or the host is unreachable (offline?)" if "://" in url else "not found"
+                tried.append(f"{redact_url(url)} ({why})")
                 continue
             except (OSError, EOFError, ValueError, ImportError, zlib.error) as e:
                 tried.append(f"{redact_url(url)} ({type(e).__name__}: {str(e)[:80]})")
