@@ -9,9 +9,9 @@ from PIL import Image, ImageDraw
 
 from ascii_letter import AsciiLetterConfig
 from ascii_letter.strokes import (
-    FORMS,
     HERSHEY_FAMILIES,
     choose_form,
+    forms,
     hershey_font,
     letter_strokes,
     pad_image,
@@ -86,7 +86,7 @@ def test_same_rng_same_image_other_rng_other_image():
 
 
 def test_every_letter_has_forms_and_every_hershey_family_has_every_letter():
-    assert set(FORMS) == set(LETTERS)
+    assert set(forms()) == set(LETTERS)
     for family in HERSHEY_FAMILIES:
         glyphs = hershey_font(family)
         assert all(glyphs[c] and all(len(s) for s in glyphs[c]) for c in LETTERS), family
