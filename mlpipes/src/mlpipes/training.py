@@ -266,9 +266,14 @@ class Trainer:
     # ---- the loop -------------------------------------------------------------------------------
     def fit(
         self, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any, data: Data, loss: LossFn,
-        inputs: InputsFn,
+        inputs: InputsFn, calibration_inputs: InputsFn | None = None,
     ) -> None:  # fmt: skip
-        """Train for ``config.epochs``; validate, checkpoint and log each epoch; test and calibrate at the end."""
+        """Train for ``config.epochs``; validate, checkpoint and log each epoch; test and calibrate at the end.
+
+        The temperature is fitted on the validation split through ``calibration_inputs`` (default:
+        ``inputs``): a recipe may pass harder versions of those images, a proxy for the inputs people
+        will bring, so that confidence holds there rather than only on data like the training set's.
+        """
         config, run = self.config, self.run
         model.to(self.device)
         self._data, self._inputs = data, inputs
@@ -315,7 +320,7 @@ class Trainer:
                     flush=True,
                 )
         self.test = evaluate(model, data.test, inputs, model.labels)
-        self._calibrate(model, data.validation, inputs)
+        self._calibrate(model, data.validation, calibration_inputs or inputs)
 
     def _train_epoch(
         self, net: nn.Module, state: tuple, source: BatchSource, loss_fn: LossFn, epoch: int, start_step: int,

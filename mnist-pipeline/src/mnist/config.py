@@ -55,6 +55,9 @@ class MnistConfig(PipelineConfig):
     augment_translate: float = param(0.06, "augmentation: shift per axis, up to ± this fraction of the size", ge=0)
     augment_elastic: float = param(1.0, "augmentation: std of the smooth elastic displacement, pixels", ge=0)
     augment_thickness: float = param(0.5, "augmentation: pen width, blend towards dilation/erosion", ge=0, le=1)
+    calibrate_augmented: bool = param(
+        False, "fit the temperature on validation images augmented as above: confidence that holds on unlike data"
+    )
     warmup_fraction: float = param(0.25, "fraction of the steps raising the learning rate (one-cycle)", ge=0, lt=1)
     label_smoothing: float = param(0.1, "cross-entropy label smoothing", ge=0, lt=1)
 

@@ -38,6 +38,7 @@ def train_model(config: MnistConfig, resume: bool = False, force: bool = False) 
     )
 
     augment = Augmentation.from_config(config) if config.augment else None  # so drawn digits look familiar
+    harder = Augmentation.from_config(config) if config.calibrate_augmented else None
 
     def loss(model: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         images = batch_inputs(batch)
@@ -46,7 +47,10 @@ def train_model(config: MnistConfig, resume: bool = False, force: bool = False) 
         logits = model(images)
         return nn.functional.cross_entropy(logits, batch["label"], label_smoothing=config.label_smoothing), logits
 
-    trainer.fit(model, optimizer, scheduler, data, loss, inputs=batch_inputs)
+    def calibration_inputs(batch: dict[str, torch.Tensor]) -> torch.Tensor:  # seeded: the same every run
+        return harder(batch_inputs(batch), config.seed) if harder is not None else batch_inputs(batch)
+
+    trainer.fit(model, optimizer, scheduler, data, loss, inputs=batch_inputs, calibration_inputs=calibration_inputs)
     return trainer.save(
         model,
         {"features": model.features, "classifier": model},
