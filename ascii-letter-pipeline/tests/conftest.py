@@ -12,3 +12,16 @@ def letter_config(tmp_path_factory) -> AsciiLetterConfig:
     config = AsciiLetterConfig(artifact_dir=str(tmp_path_factory.mktemp("letters")))
     save_datasets(config)
     return config
+
+
+@pytest.fixture(scope="session")
+def bundled_letter_config(tmp_path_factory) -> AsciiLetterConfig:
+    """The config that produced the bundled letter weights, with its data rendered into a private directory."""
+    from pathlib import Path
+
+    import ascii_letter
+
+    recipe = Path(ascii_letter.__file__).parent / "configs" / "pretrained.yml"
+    config = AsciiLetterConfig.from_yaml(recipe, artifact_dir=str(tmp_path_factory.mktemp("bundled-letters")))
+    save_datasets(config)
+    return config

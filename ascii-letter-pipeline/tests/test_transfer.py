@@ -59,7 +59,8 @@ def test_short_end_to_end_run_records_the_parent_lineage(tmp_path):
     assert "test accuracy" in letters("evaluate")
 
 
-def test_bundled_letter_weights_on_the_generated_test_split(letter_config):
+def test_bundled_letter_weights_on_the_generated_test_split(bundled_letter_config):
+    letter_config = bundled_letter_config  # the records the bundled weights were trained and tested on
     images, labels = load_split(letter_config, "test")
     assert len(images) == 520
     model = ascii_letter_classifier(pretrained=True)

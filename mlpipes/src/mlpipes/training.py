@@ -39,7 +39,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from mlpipes import distributed
-from mlpipes.artifacts import RunRecord, atomic_path, write_json
+from mlpipes.artifacts import RunBusyError, RunRecord, atomic_path, write_json
 from mlpipes.errors import UserError
 from mlpipes.metrics import confusion_and_loss, plot_confusion, plot_history, summarize
 from mlpipes.pipeline import PipelineConfig
@@ -192,6 +192,19 @@ def code_version(config: PipelineConfig) -> str:
     return f"{package} {getattr(importlib.import_module(package), '__version__', '?')}"
 
 
+def resume_latest(runs: Path, patience: float = 15.0) -> RunRecord | None:
+    """The latest run, locked for this process; a process that is still dying (just killed) gets
+    ``patience`` seconds to let go of it before the run is called busy."""
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            return RunRecord.resume(runs)
+        except RunBusyError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
 def open_run(
     config: PipelineConfig, resume: bool, force: bool = False
 ) -> tuple[RunRecord, PipelineConfig, dict[str, Any] | None]:
@@ -201,7 +214,7 @@ def open_run(
     Everything that can be refused is checked first (records, settings against them, the batch
     split, the version to write), so a refused run leaves nothing behind.
     """
-    run = RunRecord.resume(config.runs_dir) if resume else None
+    run = resume_latest(config.runs_dir) if resume else None
     if resume and (run is None or not run.path("checkpoint.pt").exists()):
         raise UserError(f"nothing to resume in {config.runs_dir}: no run with a checkpoint; train without --resume")
     if run is not None:
