@@ -103,7 +103,7 @@ web/vendor/.vendored: web/node_modules/.installed
 	touch $@
 
 web/models/.exported: $(VENV)/.installed $(BUNDLED)
-	mkdir -p web/models && rm -f web/models/*.onnx
+	mkdir -p web/models && rm -f web/models/*.onnx && rm -rf build/web
 	for pipeline in mnist ascii-letter; do \
 	  dir=build/web/$$pipeline; \
 	  if [ -x $(BIN)/$$pipeline ]; then \
