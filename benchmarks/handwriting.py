@@ -3,7 +3,7 @@
 ``python -m benchmarks.handwriting [--weights-dir DIR] [--letter-weights M] [--digit-weights M] [--json]``
 
 Each sample of the validation set (UNIPEN pen trajectories placed on the 280 px pad; see its
-README) is drawn by ``ascii_letter.strokes.pad_image`` — the same function the letter generator
+README) is drawn by ``mnist.pen.pad_image`` — the same function the letter generator
 draws with — framed by ``mnist.preprocess.frame_ink`` with the model config's ``drawing`` (what
 the page reads from the ONNX metadata), and classified. Reported per case (digits, capitals,
 lower case, all letters): top-1, top-3, mean top-1 probability, and the worst confusions.
@@ -52,7 +52,7 @@ def load_samples(path: Path | None = None) -> list[dict[str, Any]]:
 
 def framed(samples: list[dict[str, Any]], drawing: dict[str, Any]) -> np.ndarray:
     """Every sample drawn on the pad and framed like the page does: float32 ``(N, size, size)``."""
-    from ascii_letter.strokes import pad_image
+    from mnist.pen import pad_image
     from mnist.preprocess import frame_ink
 
     return np.stack([frame_ink(pad_image(s["strokes"]), **drawing) for s in samples])

@@ -31,14 +31,16 @@ def test_case_report_counts_top1_top3_and_confusions():
 
 def test_samples_are_drawn_with_the_generators_pad_and_framed(monkeypatch):
     from ascii_letter import strokes
+    from mnist import pen
 
-    drawn, pad_image = [], strokes.pad_image
+    assert strokes.pad_image is pen.pad_image  # the generator draws with the same pen
+    drawn, pad_image = [], pen.pad_image
 
     def spy(s, *args, **kwargs):
         drawn.append(s)
         return pad_image(s, *args, **kwargs)
 
-    monkeypatch.setattr(strokes, "pad_image", spy)
+    monkeypatch.setattr(pen, "pad_image", spy)
     x = handwriting.framed([sample("a", 0)], {"size": 32, "box": 23, "center": "mass"})
     assert len(drawn) == 1 and x.shape == (1, 32, 32) and x.max() == pytest.approx(1, abs=0.05)
 

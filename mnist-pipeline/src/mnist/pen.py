@@ -1,0 +1,131 @@
+"""Pen strokes as the web page's pad draws them, and the small geometry a hand's variation needs.
+
+The page's pad is 280 px with a 20 px round pen; people's characters span about 200 px of it.
+:func:`pad_image` draws strokes exactly so (the letter generator draws with it, and the
+real-handwriting benchmark replays people's strokes through it), and ``preprocess.frame_ink``
+then frames the drawing like the training data. The rest turns a few control points into smooth
+strokes (Catmull-Rom) and varies them as one writer's hand differs from another's (a smooth
+displacement field, over- or undershot ends), so any pipeline can generate pen-drawn characters.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+PAD_SIZE = 280  # the web page's pad, pixels
+PEN_PX = 20  # its pen diameter
+CHAR_PX = 200  # the longer side of a character drawn on it, as the real-handwriting set scales them
+
+
+def pad_image(strokes, size: int = PAD_SIZE, pen: float = PEN_PX, supersample: int = 4) -> np.ndarray:
+    """Strokes (lists of ``(x, y)`` pad pixels, y down) drawn like the web pad: uint8 ``(size, size)``.
+
+    White on black, a round pen of diameter ``pen`` (round caps and joins: a disc at every point,
+    which also covers what PIL's ``joint="curve"`` would add, at a fraction of its cost), antialiased
+    by drawing ``supersample`` times larger and box-averaging down. The real-handwriting benchmark
+    replays its samples through this same function, so what the generator imitates is exactly
+    what is measured.
+    """
+    big = Image.new("L", (size * supersample, size * supersample), 0)
+    draw, width = ImageDraw.Draw(big), max(1, round(pen * supersample))
+    r = pen * supersample / 2
+    for stroke in strokes:
+        p = [(float(x) * supersample, float(y) * supersample) for x, y in stroke]
+        if len(p) > 1:
+            draw.line(p, fill=255, width=width)
+        for x, y in p:
+            draw.ellipse([x - r, y - r, x + r, y + r], fill=255)
+    return np.asarray(big.resize((size, size), Image.BOX))
+
+
+def parse_stroke(spec: str, samples: int = 8) -> np.ndarray:
+    """One stroke string of the form table → an ``(N, 2)`` polyline through its points."""
+    points, corners = [], []
+    for token in spec.split():
+        corners.append(token.endswith("*"))
+        points.append([float(v) for v in token.rstrip("*").split(",")])
+    if len(points) == 1:
+        return np.array(points)
+    pieces, start = [], 0
+    for i in range(1, len(points)):
+        if corners[i] or i == len(points) - 1:
+            pieces.append(catmull_rom(np.array(points[start : i + 1]), samples))
+            start = i
+    return np.concatenate([pieces[0]] + [p[1:] for p in pieces[1:]])
+
+
+def catmull_rom(p: np.ndarray, samples: int) -> np.ndarray:
+    """A smooth curve through the points ``p`` (a straight line for two), ``samples`` per segment."""
+    if len(p) == 2:
+        return p
+    ext = np.concatenate([2 * p[:1] - p[1:2], p, 2 * p[-1:] - p[-2:-1]])
+    t = np.linspace(0, 1, samples, endpoint=False)[:, None]
+    out = []
+    for i in range(1, len(ext) - 2):
+        p0, p1, p2, p3 = ext[i - 1], ext[i], ext[i + 1], ext[i + 2]
+        out.append(
+            0.5 * (2 * p1 + (p2 - p0) * t + (2 * p0 - 5 * p1 + 4 * p2 - p3) * t**2 + (3 * p1 - p0 - 3 * p2 + p3) * t**3)
+        )
+    return np.concatenate([*out, p[-1:]])
+
+
+def resample(stroke: np.ndarray, step: float) -> np.ndarray:
+    """Points every ``step`` along the polyline (ends kept), so bending bends straight lines too."""
+    if len(stroke) < 2:
+        return stroke
+    seg = np.linalg.norm(np.diff(stroke, axis=0), axis=1)
+    arc = np.concatenate([[0], np.cumsum(seg)])
+    if arc[-1] == 0:
+        return stroke[:1]
+    n = max(2, math.ceil(arc[-1] / step) + 1)
+    at = np.linspace(0, arc[-1], n)
+    return np.stack([np.interp(at, arc, stroke[:, 0]), np.interp(at, arc, stroke[:, 1])], axis=1)
+
+
+def smooth_field(rng: np.random.Generator, amplitude: float, waves: int = 3):
+    """A random smooth displacement field over the unit square: a sum of a few plane waves."""
+    k = rng.normal(0, 1.0, (waves, 2, 2)) * 2 * math.pi * 0.6  # about half to one cycle across a glyph
+    phase = rng.uniform(0, 2 * math.pi, (waves, 2))
+    amp = rng.normal(0, amplitude / math.sqrt(waves), (waves, 2))
+
+    def displace(p: np.ndarray) -> np.ndarray:
+        out = np.zeros_like(p)
+        for w in range(waves):
+            for axis in range(2):
+                out[:, axis] += amp[w, axis] * np.sin(p @ k[w, axis] + phase[w, axis])
+        return out
+
+    return displace
+
+
+def vary_ends(stroke: np.ndarray, rng: np.random.Generator, scale: float) -> np.ndarray:
+    """Over- or undershoot a stroke's ends a little, as a quick hand does."""
+    if len(stroke) < 3:
+        return stroke
+    for end in (0, -1):
+        if rng.random() < 0.35:
+            amount = rng.uniform(-0.5, 1.0) * scale
+            inner = stroke[1] if end == 0 else stroke[-2]
+            direction = stroke[end] - inner
+            norm = np.linalg.norm(direction)
+            if amount > 0 and norm > 0:
+                stroke = stroke.copy()
+                stroke[end] = stroke[end] + direction / norm * amount
+            elif amount < 0 and len(stroke) > 4:
+                cut = min(len(stroke) // 4, max(1, int(-amount / max(norm, 1e-6))))
+                stroke = stroke[cut:] if end == 0 else stroke[:-cut]
+    return stroke
+
+
+def merge_touching(strokes: tuple[np.ndarray, ...]) -> tuple[np.ndarray, ...]:
+    """Join strokes that start where the previous one ended (Hershey splits a pen path at corners)."""
+    merged: list[np.ndarray] = []
+    for s in strokes:
+        if merged and np.allclose(merged[-1][-1], s[0]):
+            merged[-1] = np.concatenate([merged[-1], s[1:]])
+        else:
+            merged.append(s)
+    return tuple(merged)
