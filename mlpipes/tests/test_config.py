@@ -367,7 +367,7 @@ def test_oversized_file_is_refused_before_parsing_and_the_limit_can_be_raised(tm
     monkeypatch.setenv("MLPIPES_MAX_CONFIG_BYTES", "4000")
     assert len(RichConfig.from_yaml(path).tags) == 1000
     monkeypatch.setenv("MLPIPES_MAX_CONFIG_BYTES", "lots")
-    with pytest.raises(ConfigError, match=r"\$MLPIPES_MAX_CONFIG_BYTES: expected a positive number of bytes"):
+    with pytest.raises(ConfigError, match=r"\$MLPIPES_MAX_CONFIG_BYTES=lots: expected a positive integer"):
         RichConfig.from_yaml(path)
 
 

@@ -267,5 +267,5 @@ def test_the_cache_size_comes_from_the_environment(s3_bucket: str, tmp_path: Pat
     monkeypatch.setenv("MLPIPES_CACHE_BYTES", "12345")
     assert StreamingSource(url, "train", batch_size=5, cache_dir=tmp_path).records.cache.max_bytes == 12345
     monkeypatch.setenv("MLPIPES_CACHE_BYTES", "lots")
-    with pytest.raises(ConfigError, match=r"\$MLPIPES_CACHE_BYTES='lots': expected a whole number of bytes"):
+    with pytest.raises(ConfigError, match=r"\$MLPIPES_CACHE_BYTES=lots: expected a positive integer"):
         StreamingSource(url, "train", batch_size=5, cache_dir=tmp_path)

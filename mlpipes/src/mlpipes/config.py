@@ -526,16 +526,9 @@ def load_yaml(text: str, source: str = "<text>", fast: bool = True) -> Any:
 
 
 def max_config_bytes() -> int:
-    raw = os.environ.get(MAX_BYTES_ENV, "")
-    if not raw:
-        return MAX_BYTES
-    try:
-        limit = int(raw)
-    except ValueError:
-        limit = 0
-    if limit <= 0:
-        raise ConfigError(f"${MAX_BYTES_ENV}: expected a positive number of bytes, got {raw!r}")
-    return limit
+    from mlpipes.budgets import budget
+
+    return budget(MAX_BYTES_ENV, MAX_BYTES)
 
 
 def read_yaml(path: str | os.PathLike) -> dict[str, Any]:

@@ -366,16 +366,9 @@ class StreamingSource:
 
 
 def _cache_bytes() -> int:
-    value = os.environ.get(CACHE_BYTES_ENV, "")
-    if not value:
-        return DEFAULT_CACHE_BYTES
-    try:
-        limit = int(value)
-    except ValueError:
-        limit = -1
-    if limit < 0:
-        raise ConfigError(f"${CACHE_BYTES_ENV}={value!r}: expected a whole number of bytes, e.g. {DEFAULT_CACHE_BYTES}")
-    return limit
+    from mlpipes.budgets import budget
+
+    return budget(CACHE_BYTES_ENV, DEFAULT_CACHE_BYTES)
 
 
 def _rng(*key: int) -> np.random.Generator:
