@@ -20,7 +20,7 @@ from typing import Any
 from benchmarks.registry import NotAvailable
 from benchmarks.timing import time_once
 from mlpipes.errors import UserError
-from mlpipes.weights import manifest_filename, read_manifest
+from mlpipes.weights import find_versions, read_manifest
 from mnist.config import MIRROR_ENV, MnistConfig
 
 
@@ -123,7 +123,8 @@ class Bench:
 
     @staticmethod
     def _manifest_path(config: MnistConfig) -> Path:
-        return config.weights_dir / manifest_filename(config.pipeline, config.model_version)
+        """The newest trained version (a run names it ``<bundled version>+<run name>``)."""
+        return find_versions(config.weights_dir, config.pipeline)[-1]
 
     @staticmethod
     def _training_run(how: str, wall: float, manifest: Path) -> TrainingRun:
