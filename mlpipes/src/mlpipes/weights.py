@@ -157,15 +157,7 @@ def check_entry(entry: Any, role: str, source: str) -> tuple[str, str, int | Non
 def read_manifest(path: str | os.PathLike) -> dict[str, Any]:
     """A local manifest, validated (:func:`parse_manifest`); a one-line error if missing or malformed."""
     path = Path(path)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise DataError(f"{path}: weights manifest not found") from None
-    except IsADirectoryError:
-        raise DataError(f"{path}: is a folder, not a weights manifest") from None
-    except PermissionError:
-        raise DataError(f"{path}: permission denied reading the weights manifest") from None
-    return parse_manifest(data, str(path))
+    return parse_manifest(_read_file(path, "weights manifest"), str(path))
 
 
 def load_state_dict(manifest_path: str | os.PathLike, role: str) -> dict[str, Any]:
