@@ -16,40 +16,13 @@ public-domain fonts (U.S. National Bureau of Standards).
 from __future__ import annotations
 
 import functools
-import math
 from pathlib import Path
 
 import numpy as np
 
-from mnist.pen import (  # noqa: F401 (pad_image: the benchmark and tests draw through this module too)
-    CHAR_PX,
-    PAD_SIZE,
-    PEN_PX,
-    merge_touching,
-    pad_image,
-    parse_stroke,
-    resample,
-    smooth_field,
-    vary_ends,
-)
-from mnist.preprocess import frame_ink
+from mnist.pen import draw_framed, hand, merge_touching, pad_image, read_forms  # noqa: F401 (pad_image: tests)
 
-# ---- letterforms ------------------------------------------------------------------------------
 FORMS_FILE = Path(__file__).with_name("letterforms.txt")  # the form table: its header says the format
-
-
-@functools.cache
-def forms() -> dict[str, list[list[str]]]:
-    """The form table: for each character, its forms, each a list of stroke strings (see the file)."""
-    table: dict[str, list[list[str]]] = {}
-    for line in FORMS_FILE.read_text().splitlines():
-        line = line.split("#", 1)[0].strip()
-        if line:
-            char, strokes = line.split(" ", 1)
-            table.setdefault(char, []).append([s.strip() for s in strokes.split("|")])
-    return table
-
-
 # Hershey families whose strokes are pen-like: single-stroke sans and roman, two scripts, and the
 # complex italic/roman (double lines that the pen merges into one thick stroke). Gothic is left out.
 HERSHEY_FAMILIES = ("futural", "rowmans", "scripts", "cursive", "timesi", "scriptc", "futuram")
@@ -59,9 +32,9 @@ HERSHEY_SHARE = 0.35  # of letters drawn from a Hershey font; the rest from the 
 
 
 @functools.cache
-def table_forms(char: str) -> tuple[tuple[np.ndarray, ...], ...]:
-    """The hand-written table's forms of ``char`` (capitals and lower case apart), as polylines."""
-    return tuple(tuple(parse_stroke(s) for s in form) for form in forms()[char])
+def forms() -> dict[str, list[tuple[np.ndarray, ...]]]:
+    """The hand-written form table: for each character (capitals and lower case apart), its forms as polylines."""
+    return read_forms(FORMS_FILE)
 
 
 @functools.cache
@@ -79,71 +52,26 @@ def hershey_font(family: str) -> dict[str, tuple[np.ndarray, ...]]:
     return glyphs
 
 
-# ---- one writer's hand ------------------------------------------------------------------------
-
-
 def choose_form(char: str, rng: np.random.Generator, hershey_share: float = HERSHEY_SHARE) -> tuple[str, list]:
     """A letterform of ``char`` and its name: ``"table/<i>"`` (the form table) or ``"hershey/<family>"``."""
     if rng.random() < hershey_share:
         families = HERSHEY_FAMILIES if char.islower() else HERSHEY_CAPITALS
         family = families[rng.integers(len(families))]
         return f"hershey/{family}", list(hershey_font(family)[char])
-    forms = table_forms(char)
-    i = int(rng.integers(len(forms)))
-    return f"table/{i}", list(forms[i])
+    table = forms()[char]
+    i = int(rng.integers(len(table)))
+    return f"table/{i}", list(table[i])
 
 
 def letter_strokes(char: str, rng: np.random.Generator) -> list[np.ndarray]:
     """One writer's ``char``: a letterform, bent and slanted, as polylines in pad pixels (280 px pad)."""
     strokes = choose_form(char, rng)[1]
-    low, high = np.min([s.min(0) for s in strokes], 0), np.max([s.max(0) for s in strokes], 0)
-    unit = max(high - low)
-    strokes = [(s - (low + high) / 2) / unit for s in strokes]  # centred, longer side 1
-    if char.islower() and rng.random() < EXIT_TAIL_SHARE:  # the flick a joined-up hand ends a letter with
-        last = strokes[-1]
-        tail = last[-1] + np.array([rng.uniform(0.08, 0.2), -rng.uniform(0.0, 0.12)])
-        strokes[-1] = np.concatenate([last, [last[-1] + np.array([0.03, 0.03]), tail]])
-    strokes = [resample(s, 0.02) for s in strokes]
-    strokes = [vary_ends(s, rng, 0.05) for s in strokes]
-
-    aspect = math.exp(rng.normal(0, 0.25))  # narrow to wide hands
-    slant = float(np.clip(rng.normal(0.12, 0.18), -0.35, 0.6))  # x shifts right going up: italic hands
-    angle = math.radians(rng.normal(0, 5))
-    c, s = math.cos(angle), math.sin(angle)
-    linear = np.array([[c, -s], [s, c]]) @ np.array([[aspect, -slant], [0, 1]])
-    bend = smooth_field(rng, rng.uniform(0, 0.06))
-    wobble_amp, wobble_freq = rng.uniform(0, 0.012), rng.uniform(8, 20)
-    out = []
-    for stroke in strokes:
-        p = stroke @ linear.T
-        p = p + bend(stroke)
-        if len(p) > 1:
-            arc = np.concatenate([[0], np.cumsum(np.linalg.norm(np.diff(p, axis=0), axis=1))])
-            phase = rng.uniform(0, 2 * math.pi, 2)
-            p = p + wobble_amp * np.sin(wobble_freq * arc[:, None] + phase)
-        out.append(p)
-    low, high = np.min([p.min(0) for p in out], 0), np.max([p.max(0) for p in out], 0)
-    side = rng.uniform(130, 215)  # pad pixels: people draw at many sizes; filling the 280 px pad is ~200
-    scale = side / max(max(high - low), 1e-6)
-    centre = np.array([PAD_SIZE / 2, PAD_SIZE / 2]) + rng.uniform(-15, 15, 2)
-    out = [(p - (low + high) / 2) * scale + centre for p in out]
-    if rng.random() < 0.25:  # a coarse 1990s tablet: polygonal curves
-        step = rng.uniform(8, 22)
-        out = [resample(p, step) for p in out]
-    return out
+    return hand(strokes, rng, exit_tail=char.islower() and rng.random() < EXIT_TAIL_SHARE)
 
 
 def render_stroke_letter(char: str, rng: np.random.Generator, drawing: dict) -> np.ndarray:
-    """One handwriting-like ``char``: uint8 ``(size, size)`` white on black, framed by ``frame_ink(**drawing)``.
-
-    Drawn at half the pad's resolution (140 px pad, half the pen): ``frame_ink`` shrinks the ink to
-    ~23 px anyway, and a quarter of the pixels makes a letter about a millisecond.
-    """
-    strokes = letter_strokes(char, rng)
-    pen = rng.uniform(16, 24)
-    half = [p / 2 for p in strokes]
-    pad = pad_image(half, size=PAD_SIZE // 2, pen=pen / 2, supersample=2)
-    return (frame_ink(pad, **drawing) * 255).round().astype(np.uint8)
+    """One handwriting-like ``char``: uint8 ``(size, size)`` white on black, framed by ``frame_ink(**drawing)``."""
+    return draw_framed(letter_strokes(char, rng), rng, drawing)
 
 
 def montage(rows: int = 8, seed: int = 0, drawing: dict | None = None) -> np.ndarray:

@@ -38,6 +38,11 @@ class MnistConfig(PipelineConfig):
         f"folders or URLs holding the MNIST .gz files, tried in order (${MIRROR_ENV} is tried first)",
     )
     image_size: int = param(28, "height and width of the training images in pixels (the features need 28+)", ge=28)
+    pen_digits: int = param(
+        0,
+        "pen-drawn digits per class added to the training split (mnist/digitforms.txt), as the page's pad draws",
+        ge=0,
+    )
     validation_samples: int = param(5_000, "training examples held out (seeded) for validation (0: use the test split)")
 
     # model

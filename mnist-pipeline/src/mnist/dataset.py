@@ -1,7 +1,9 @@
 """MNIST from its canonical IDX files to dataset records, and record batches to model input.
 
 The four files are fetched from the first mirror that has them (a folder or any fsspec URL),
-verified by the sha256 of their decompressed bytes, and cached in ``<artifacts>/raw``.
+verified by the sha256 of their decompressed bytes, and cached in ``<artifacts>/raw``. With
+``pen_digits``, digits drawn by ``mnist.pen`` (the page's pen, varied writers, forms MNIST rarely
+shows such as the slashed zero or the crossed 7) join the training split; the test split stays MNIST's.
 """
 
 from __future__ import annotations
@@ -12,11 +14,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from mlpipes.artifacts import sha256_file
 from mlpipes.commands import existing_records
 from mlpipes.download import fetch
 from mlpipes.errors import DataError
 from mlpipes.records import Records, write_records
 from mnist.config import MIRROR_ENV, MnistConfig
+from mnist.pen import draw_framed, hand, read_forms
 
 RAW_FILES = {
     "train-images-idx3-ubyte": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
@@ -24,6 +28,7 @@ RAW_FILES = {
     "t10k-images-idx3-ubyte": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
     "t10k-labels-idx1-ubyte": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
 }
+DIGIT_FORMS = Path(__file__).with_name("digitforms.txt")
 SPLIT_FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
@@ -55,7 +60,13 @@ def save_datasets(config: MnistConfig, force: bool = False) -> Records:
     The records go to ``config.records_url``: the artifact directory, or any fsspec URL given as
     ``dataset_url`` (``s3://bucket/datasets/mnist`` uploads them for training elsewhere).
     """
-    provenance = {name: {"file": f"{name}.gz", "sha256": sha} for name, sha in RAW_FILES.items()}
+    provenance: dict = {name: {"file": f"{name}.gz", "sha256": sha} for name, sha in RAW_FILES.items()}
+    if config.pen_digits:
+        provenance["pen_digits"] = {
+            "per_class": config.pen_digits,
+            "seed": config.seed,
+            "forms": sha256_file(DIGIT_FORMS),
+        }
     existing = None if force else existing_records(config.records_url, provenance)
     if existing is not None:
         return existing
@@ -65,8 +76,32 @@ def save_datasets(config: MnistConfig, force: bool = False) -> Records:
         split: {"image": read_idx(raw[images]), "label": read_idx(raw[labels]).astype(np.int64)}
         for split, (images, labels) in SPLIT_FILES.items()
     }
+    if config.pen_digits:
+        images, labels = pen_digits(config)
+        train = splits["train"]
+        splits["train"] = {
+            "image": np.concatenate([train["image"], images]),
+            "label": np.concatenate([train["label"], labels]),
+        }
     write_records(config.records_url, splits, name=config.pipeline, provenance=provenance)
     return Records.open(config.records_url)
+
+
+def pen_digits(config: MnistConfig) -> tuple[np.ndarray, np.ndarray]:
+    """``config.pen_digits`` digits per class, drawn with the page's pen and framed like it: uint8 images, labels.
+
+    Deterministic by seed: each image has its own RNG, drawn from ``(seed, digit, i)``.
+    """
+    forms = read_forms(DIGIT_FORMS)
+    images, labels = [], []
+    for digit in range(10):
+        choices = forms[str(digit)]
+        for i in range(config.pen_digits):
+            rng = np.random.default_rng([config.seed, 100 + digit, i])
+            form = choices[rng.integers(len(choices))]
+            images.append(draw_framed(hand(list(form), rng), rng, config.drawing))
+            labels.append(digit)
+    return np.stack(images), np.array(labels, dtype=np.int64)
 
 
 def batch_inputs(batch: dict[str, torch.Tensor]) -> torch.Tensor:

@@ -3,17 +3,21 @@
 The page's pad is 280 px with a 20 px round pen; people's characters span about 200 px of it.
 :func:`pad_image` draws strokes exactly so (the letter generator draws with it, and the
 real-handwriting benchmark replays people's strokes through it), and ``preprocess.frame_ink``
-then frames the drawing like the training data. The rest turns a few control points into smooth
-strokes (Catmull-Rom) and varies them as one writer's hand differs from another's (a smooth
-displacement field, over- or undershot ends), so any pipeline can generate pen-drawn characters.
+then frames the drawing like the training data. The rest reads a table of hand-written forms
+(control points → smooth Catmull-Rom strokes) and varies a form as one writer's hand differs from
+another's (:func:`hand`), so any pipeline can generate pen-drawn characters: the digits mixed into
+MNIST's training split, and the letters of the letter pipeline.
 """
 
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
+
+from mnist.preprocess import frame_ink
 
 PAD_SIZE = 280  # the web page's pad, pixels
 PEN_PX = 20  # its pen diameter
@@ -129,3 +133,66 @@ def merge_touching(strokes: tuple[np.ndarray, ...]) -> tuple[np.ndarray, ...]:
         else:
             merged.append(s)
     return tuple(merged)
+
+
+def read_forms(path: Path) -> dict[str, list[tuple[np.ndarray, ...]]]:
+    """A form table (one form per line, ``<char> <stroke> | <stroke> ...``; its header says how) as polylines."""
+    table: dict[str, list[tuple[np.ndarray, ...]]] = {}
+    for line in Path(path).read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            char, strokes = line.split(" ", 1)
+            table.setdefault(char, []).append(tuple(parse_stroke(s.strip()) for s in strokes.split("|")))
+    return table
+
+
+def hand(strokes: list[np.ndarray], rng: np.random.Generator, exit_tail: bool = False) -> list[np.ndarray]:
+    """One writer's rendition of a form: slanted, bent and wobbled, placed on the pad (pad pixels, y down).
+
+    What varies: aspect (narrow to wide hands), slant, rotation, a smooth bend of the whole form,
+    stroke wobble, over- or undershot stroke ends, an optional exit flick (a joined-up hand's end
+    of a letter), size and position on the pad, and, for a quarter, a coarse tablet's polygonal curves.
+    """
+    low, high = np.min([s.min(0) for s in strokes], 0), np.max([s.max(0) for s in strokes], 0)
+    unit = max(high - low)
+    strokes = [(s - (low + high) / 2) / unit for s in strokes]  # centred, longer side 1
+    if exit_tail:
+        last = strokes[-1]
+        tail = last[-1] + np.array([rng.uniform(0.08, 0.2), -rng.uniform(0.0, 0.12)])
+        strokes[-1] = np.concatenate([last, [last[-1] + np.array([0.03, 0.03]), tail]])
+    strokes = [vary_ends(resample(s, 0.02), rng, 0.05) for s in strokes]
+
+    aspect = math.exp(rng.normal(0, 0.25))
+    slant = float(np.clip(rng.normal(0.12, 0.18), -0.35, 0.6))  # x shifts right going up: italic hands
+    angle = math.radians(rng.normal(0, 5))
+    c, s = math.cos(angle), math.sin(angle)
+    linear = np.array([[c, -s], [s, c]]) @ np.array([[aspect, -slant], [0, 1]])
+    bend = smooth_field(rng, rng.uniform(0, 0.06))
+    wobble_amp, wobble_freq = rng.uniform(0, 0.012), rng.uniform(8, 20)
+    out = []
+    for stroke in strokes:
+        p = stroke @ linear.T + bend(stroke)
+        if len(p) > 1:
+            arc = np.concatenate([[0], np.cumsum(np.linalg.norm(np.diff(p, axis=0), axis=1))])
+            p = p + wobble_amp * np.sin(wobble_freq * arc[:, None] + rng.uniform(0, 2 * math.pi, 2))
+        out.append(p)
+    low, high = np.min([p.min(0) for p in out], 0), np.max([p.max(0) for p in out], 0)
+    side = rng.uniform(130, 215)  # pad pixels: people draw at many sizes; filling the 280 px pad is ~200
+    scale = side / max(max(high - low), 1e-6)
+    centre = np.array([PAD_SIZE / 2, PAD_SIZE / 2]) + rng.uniform(-15, 15, 2)
+    out = [(p - (low + high) / 2) * scale + centre for p in out]
+    if rng.random() < 0.25:  # a coarse 1990s tablet: polygonal curves
+        step = rng.uniform(8, 22)
+        out = [resample(p, step) for p in out]
+    return out
+
+
+def draw_framed(strokes: list[np.ndarray], rng: np.random.Generator, drawing: dict) -> np.ndarray:
+    """Pad strokes drawn with a 16-24 px pen and framed by ``frame_ink(**drawing)``: uint8, white on black.
+
+    Drawn at half the pad's resolution (140 px pad, half the pen): ``frame_ink`` shrinks the ink to
+    ~20 px anyway, and a quarter of the pixels makes a character about a millisecond.
+    """
+    pen = rng.uniform(16, 24)
+    pad = pad_image([p / 2 for p in strokes], size=PAD_SIZE // 2, pen=pen / 2, supersample=2)
+    return (frame_ink(pad, **drawing) * 255).round().astype(np.uint8)
