@@ -55,7 +55,7 @@ scaffold-check: venv
 ## (--force: the committed config names the bundled version, which this rebuilds on purpose)
 pretrained: venv
 	rm -rf build/pretrained
-	$(BIN)/mnist save-datasets --artifact-dir build/pretrained
+	$(BIN)/mnist save-datasets --config mnist-pipeline/src/mnist/configs/pretrained.yml --artifact-dir build/pretrained
 	$(BIN)/mnist train-model --config mnist-pipeline/src/mnist/configs/pretrained.yml --artifact-dir build/pretrained --force
 	rm -f mnist-pipeline/src/mnist/pretrained/mnist-*
 	cp build/pretrained/weights/mnist-* mnist-pipeline/src/mnist/pretrained/

@@ -5,19 +5,24 @@ The pad's pen, the form-table format and a writer's hand are ``mnist.pen``'s, te
 
 import string
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from ascii_letter import AsciiLetterConfig
+from ascii_letter.dataset import make_raw_data
 from ascii_letter.strokes import (
     HERSHEY_FAMILIES,
     choose_form,
+    find_font,
+    font_glyph,
     forms,
     hershey_font,
     letter_strokes,
     render_stroke_letter,
 )
+from mlpipes.errors import DataError
 
 DRAWING = AsciiLetterConfig().drawing
 LETTERS = string.ascii_lowercase + string.ascii_uppercase
@@ -68,3 +73,33 @@ def test_writers_vary_slant_and_aspect():
         points = np.concatenate(strokes)
         boxes.append(np.ptp(points[:, 0]) / np.ptp(points[:, 1]))
     assert min(boxes) < 0.2 < 0.5 < max(boxes)  # upright l's and leaning ones
+
+
+PRETRAINED = AsciiLetterConfig.from_yaml(Path(__file__).parents[1] / "src/ascii_letter/configs/pretrained.yml")
+
+
+def installed_fonts() -> tuple[Path, ...]:
+    """The bundled recipe's handwriting fonts (Debian packages that .ci/run installs); skipped, saying so, if absent."""
+    try:
+        return tuple(find_font(name) for name in PRETRAINED.handwriting_fonts)
+    except DataError as e:
+        pytest.skip(f"handwriting fonts not installed: {e}")
+
+
+def test_handwriting_fonts_become_pen_strokes_for_every_letter():
+    fonts = installed_fonts()
+    assert len(fonts) >= 10
+    for font in fonts:
+        drawn = [c for c in LETTERS if font_glyph(font, c)]
+        assert len(drawn) == len(LETTERS), (font.name, sorted(set(LETTERS) - set(drawn)))
+    chosen = Counter(choose_form("g", np.random.default_rng([0, 6, i]), fonts)[0].split("/")[0] for i in range(300))
+    assert 0.2 < chosen["font"] / 300 < 0.4 and chosen["table"] and chosen["hershey"]
+    image = render_stroke_letter("g", np.random.default_rng(0), DRAWING, fonts)
+    assert image.shape == (32, 32) and image.max() > 200
+
+
+def test_a_missing_handwriting_font_is_one_line_naming_it(tmp_path):
+    config = AsciiLetterConfig(artifact_dir=str(tmp_path), handwriting_fonts=("NoSuchHand.ttf",))
+    with pytest.raises(DataError, match=r"handwriting font 'NoSuchHand.ttf' not found .*apt-get install"):
+        make_raw_data(config)
+    assert not config.tarball_path.exists()

@@ -6,7 +6,7 @@ from PIL import Image, ImageDraw
 from mlpipes.records import Records
 from mnist import MnistConfig
 from mnist.dataset import DIGIT_FORMS, pen_digits, save_datasets
-from mnist.pen import hand, pad_image, parse_stroke, read_forms
+from mnist.pen import centre_lines, hand, pad_image, parse_stroke, read_forms
 from mnist.preprocess import frame_ink
 
 DRAWING = MnistConfig().drawing
@@ -116,3 +116,18 @@ def test_pen_digits_join_the_training_split_only(tmp_path, mnist_mirror):
     tail = Records.open(mixed.records_url).load("train")
     assert np.array_equal(tail["image"][-20:], pen_digits(mixed)[0])
     assert Records.open(mixed.records_url).index["provenance"]["pen_digits"]["per_class"] == 2
+
+
+def test_centre_lines_of_a_thick_bar_and_a_ring():
+    bar = np.zeros((40, 120), bool)
+    bar[15:26, 10:110] = True
+    (line,) = centre_lines(bar)
+    assert abs(line[:, 1].mean() - 20) <= 1 and np.ptp(line[:, 0]) > 80  # one horizontal line through the middle
+    yy, xx = np.mgrid[:100, :100]
+    ring = (np.hypot(xx - 50, yy - 50) < 40) & (np.hypot(xx - 50, yy - 50) > 30)
+    lines = centre_lines(ring)
+    points = np.concatenate(lines)
+    assert sum(len(line) for line in lines) > 150  # the whole circle, walked as connected paths
+    assert np.all(np.abs(np.hypot(points[:, 0] - 50, points[:, 1] - 50) - 35) < 3)
+    steps = np.abs(np.diff(lines[0], axis=0)).max()
+    assert steps <= 1  # each path moves one pixel at a time (8-connected)

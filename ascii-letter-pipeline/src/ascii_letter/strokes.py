@@ -1,12 +1,13 @@
 """Handwriting-like letters: pen strokes, varied per writer, drawn like the web page's pad.
 
 People draw letters in the page with a round pen; fonts teach a model serifs and fills no pen
-makes. So each image here is a *trajectory*: a letterform (one of several per letter, from a
-hand-written table below or a single-stroke Hershey font), distorted the way one writer's hand
-differs from another's (slant, aspect, size, rotation, smooth elastic bending, wobble, over- or
-undershot stroke ends, exit flicks, coarse tablet sampling), then drawn by :func:`pad_image` (the pad's pen:
-280 px pad, 20 px round pen, antialiased) and framed by ``mnist.preprocess.frame_ink``, the
-recipe the page and the real-handwriting benchmark use. Strokes are cheap to bend (a few
+makes. So each image here is a *trajectory*: a letterform (one of several per letter, from the
+hand-written table ``letterforms.txt``, printed and cursive, or a single-stroke Hershey font),
+distorted the way one writer's hand differs from another's by ``mnist.pen.hand`` (slant, aspect,
+size, rotation, smooth elastic bending, wobble, over- or undershot stroke ends, exit flicks,
+coarse tablet sampling), then drawn by ``mnist.pen.pad_image`` (the pad's pen: 280 px pad, 20 px
+round pen, antialiased) and framed by ``mnist.preprocess.frame_ink``, the recipe the page and
+the real-handwriting benchmark use. Strokes are cheap to bend (a few
 hundred points), so a letter costs about 3 ms of CPU (2,600 in ~8 s), not an image warp.
 
 Hershey fonts: the ``hershey-fonts`` package (MIT); the glyph data are Dr A. V. Hershey's
@@ -20,7 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from mnist.pen import draw_framed, hand, merge_touching, pad_image, read_forms  # noqa: F401 (pad_image: tests)
+from mlpipes.errors import DataError
+from mnist.pen import centre_lines, draw_framed, hand, merge_touching, pad_image, read_forms  # noqa: F401 (tests)
 
 FORMS_FILE = Path(__file__).with_name("letterforms.txt")  # the form table: its header says the format
 # Hershey families whose strokes are pen-like: single-stroke sans and roman, two scripts, and the
@@ -29,6 +31,8 @@ HERSHEY_FAMILIES = ("futural", "rowmans", "scripts", "cursive", "timesi", "scrip
 HERSHEY_CAPITALS = ("futural", "rowmans", "timesi", "futuram")  # script capitals are calligraphy, not handwriting
 EXIT_TAIL_SHARE = 0.15  # of lower-case letters that end in an exit flick
 HERSHEY_SHARE = 0.35  # of letters drawn from a Hershey font; the rest from the form table
+FONT_SHARE = 0.3  # of letters drawn from a handwriting font, when the config names some
+FONT_DIRS = (Path("/usr/share/fonts"), Path("/usr/local/share/fonts"), Path.home() / ".local/share/fonts")
 
 
 @functools.cache
@@ -52,8 +56,39 @@ def hershey_font(family: str) -> dict[str, tuple[np.ndarray, ...]]:
     return glyphs
 
 
-def choose_form(char: str, rng: np.random.Generator, hershey_share: float = HERSHEY_SHARE) -> tuple[str, list]:
-    """A letterform of ``char`` and its name: ``"table/<i>"`` (the form table) or ``"hershey/<family>"``."""
+def find_font(name: str) -> Path:
+    """A font file by path, or by file name under the system's font folders (where Debian's font packages go)."""
+    if Path(name).expanduser().is_file():
+        return Path(name).expanduser()
+    for folder in FONT_DIRS:
+        found = sorted(folder.rglob(name)) if folder.is_dir() else []
+        if found:
+            return found[0]
+    raise DataError(
+        f"handwriting font {name!r} not found in {', '.join(map(str, FONT_DIRS))}: install its package "
+        "(docs/ascii-letter.md lists them; e.g. apt-get install fonts-breip) or leave it out of handwriting_fonts"
+    )
+
+
+@functools.cache
+def font_glyph(path: Path, char: str) -> tuple[np.ndarray, ...]:
+    """A handwriting font's ``char`` as pen strokes: the centre lines of its filled glyph (empty if it has none)."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    canvas = Image.new("L", (240, 240), 0)
+    ImageDraw.Draw(canvas).text((120, 120), char, fill=255, font=ImageFont.truetype(str(path), 120), anchor="mm")
+    return tuple(line for line in centre_lines(np.asarray(canvas) > 127) if len(line) > 2)
+
+
+def choose_form(
+    char: str, rng: np.random.Generator, fonts: tuple[Path, ...] = (), hershey_share: float = HERSHEY_SHARE
+) -> tuple[str, list]:
+    """A letterform of ``char`` and its name: ``"font/<file>"`` (one of ``fonts``, handwriting TTF/OTF files),
+    ``"hershey/<family>"`` or ``"table/<i>"`` (the form table)."""
+    if fonts and rng.random() < FONT_SHARE:
+        font = fonts[rng.integers(len(fonts))]
+        if strokes := font_glyph(font, char):
+            return f"font/{font.name}", list(strokes)
     if rng.random() < hershey_share:
         families = HERSHEY_FAMILIES if char.islower() else HERSHEY_CAPITALS
         family = families[rng.integers(len(families))]
@@ -63,32 +98,32 @@ def choose_form(char: str, rng: np.random.Generator, hershey_share: float = HERS
     return f"table/{i}", list(table[i])
 
 
-def letter_strokes(char: str, rng: np.random.Generator) -> list[np.ndarray]:
+def letter_strokes(char: str, rng: np.random.Generator, fonts: tuple[Path, ...] = ()) -> list[np.ndarray]:
     """One writer's ``char``: a letterform, bent and slanted, as polylines in pad pixels (280 px pad)."""
-    strokes = choose_form(char, rng)[1]
+    strokes = choose_form(char, rng, fonts)[1]
     return hand(strokes, rng, exit_tail=char.islower() and rng.random() < EXIT_TAIL_SHARE)
 
 
-def render_stroke_letter(char: str, rng: np.random.Generator, drawing: dict) -> np.ndarray:
+def render_stroke_letter(
+    char: str, rng: np.random.Generator, drawing: dict, fonts: tuple[Path, ...] = ()
+) -> np.ndarray:
     """One handwriting-like ``char``: uint8 ``(size, size)`` white on black, framed by ``frame_ink(**drawing)``."""
-    return draw_framed(letter_strokes(char, rng), rng, drawing)
+    return draw_framed(letter_strokes(char, rng, fonts), rng, drawing)
 
 
-def montage(rows: int = 8, seed: int = 0, drawing: dict | None = None) -> np.ndarray:
+def montage(config, rows: int = 8) -> np.ndarray:
     """A grid of generated letters for the docs: 26 columns a-z, rows alternating capitals and lower case.
 
     Row ``r`` column ``c`` is the image ``make_raw_data`` renders as example ``r`` of letter ``c``
-    for ``seed`` with ``generator="strokes"``: uint8 ``(32 * rows, 32 * 26)``.
+    for an ``AsciiLetterConfig`` with ``generator="strokes"``: uint8 ``(32 * rows, 32 * 26)``.
     """
-    import string
-
-    from ascii_letter.config import AsciiLetterConfig
-
-    drawing = drawing or AsciiLetterConfig().drawing
+    fonts = tuple(find_font(name) for name in config.handwriting_fonts)
     grid = [
         [
-            render_stroke_letter(c.upper() if r % 2 == 0 else c, np.random.default_rng([seed, i, r]), drawing)
-            for i, c in enumerate(string.ascii_lowercase)
+            render_stroke_letter(
+                c.upper() if r % 2 == 0 else c, np.random.default_rng([config.seed, i, r]), config.drawing, fonts
+            )
+            for i, c in enumerate(config.labels)
         ]
         for r in range(rows)
     ]

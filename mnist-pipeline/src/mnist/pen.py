@@ -22,6 +22,8 @@ from mnist.preprocess import frame_ink
 PAD_SIZE = 280  # the web page's pad, pixels
 PEN_PX = 20  # its pen diameter
 CHAR_PX = 200  # the longer side of a character drawn on it, as the real-handwriting set scales them
+HAND_SIDES = (130.0, 215.0)  # a generated character's longer side on the pad, pixels (uniform)
+HAND_PENS = (16.0, 24.0)  # its pen diameter, pixels (uniform)
 
 
 def pad_image(strokes, size: int = PAD_SIZE, pen: float = PEN_PX, supersample: int = 4) -> np.ndarray:
@@ -177,7 +179,7 @@ def hand(strokes: list[np.ndarray], rng: np.random.Generator, exit_tail: bool = 
             p = p + wobble_amp * np.sin(wobble_freq * arc[:, None] + rng.uniform(0, 2 * math.pi, 2))
         out.append(p)
     low, high = np.min([p.min(0) for p in out], 0), np.max([p.max(0) for p in out], 0)
-    side = rng.uniform(130, 215)  # pad pixels: people draw at many sizes; filling the 280 px pad is ~200
+    side = rng.uniform(*HAND_SIDES)
     scale = side / max(max(high - low), 1e-6)
     centre = np.array([PAD_SIZE / 2, PAD_SIZE / 2]) + rng.uniform(-15, 15, 2)
     out = [(p - (low + high) / 2) * scale + centre for p in out]
@@ -188,11 +190,56 @@ def hand(strokes: list[np.ndarray], rng: np.random.Generator, exit_tail: bool = 
 
 
 def draw_framed(strokes: list[np.ndarray], rng: np.random.Generator, drawing: dict) -> np.ndarray:
-    """Pad strokes drawn with a 16-24 px pen and framed by ``frame_ink(**drawing)``: uint8, white on black.
+    """Pad strokes drawn with a ``HAND_PENS`` pen, framed by ``frame_ink(**drawing)``: uint8, white on black.
 
     Drawn at half the pad's resolution (140 px pad, half the pen): ``frame_ink`` shrinks the ink to
     ~20 px anyway, and a quarter of the pixels makes a character about a millisecond.
     """
-    pen = rng.uniform(16, 24)
+    pen = rng.uniform(*HAND_PENS)
     pad = pad_image([p / 2 for p in strokes], size=PAD_SIZE // 2, pen=pen / 2, supersample=2)
     return (frame_ink(pad, **drawing) * 255).round().astype(np.uint8)
+
+
+def centre_lines(mask: np.ndarray) -> list[np.ndarray]:
+    """The centre lines of a filled shape (a bool mask, e.g. a rendered font glyph) as ``(x, y)`` polylines.
+
+    Thinned to one pixel (Zhang-Suen), then walked from end points into 8-connected paths, so a
+    handwriting font's filled glyph becomes strokes the page's pen can draw again.
+    """
+    skeleton = mask.astype(np.uint8)
+    changed = True
+    while changed:
+        changed = False
+        for first in (True, False):
+            p = np.pad(skeleton, 1)
+            n = [p[:-2, 1:-1], p[:-2, 2:], p[1:-1, 2:], p[2:, 2:], p[2:, 1:-1], p[2:, :-2], p[1:-1, :-2], p[:-2, :-2]]
+            filled = sum(x.astype(int) for x in n)
+            crossings = sum(((n[i] == 0) & (n[(i + 1) % 8] == 1)).astype(int) for i in range(8))
+            up, right, down, left = n[0], n[2], n[4], n[6]
+            if first:
+                corner = (up * right * down == 0) & (right * down * left == 0)
+            else:
+                corner = (up * right * left == 0) & (up * down * left == 0)
+            remove = (skeleton == 1) & (filled >= 2) & (filled <= 6) & (crossings == 1) & corner
+            if remove.any():
+                skeleton[remove] = 0
+                changed = True
+    ys, xs = np.nonzero(skeleton)
+    todo = set(zip(xs.tolist(), ys.tolist()))
+
+    def neighbours(x: int, y: int) -> list[tuple[int, int]]:
+        near = [(x + dx, y + dy) for dx in (-1, 0, 1) for dy in (-1, 0, 1) if dx or dy]
+        return sorted((q for q in near if q in todo), key=lambda q: abs(q[0] - x) + abs(q[1] - y))
+
+    lines = []
+    while todo:
+        ends = [q for q in todo if len(neighbours(*q)) <= 1]
+        point = min(ends or todo)
+        path = [point]
+        todo.discard(point)
+        while nearest := neighbours(*point):
+            point = nearest[0]
+            path.append(point)
+            todo.discard(point)
+        lines.append(np.array(path, dtype=float))
+    return lines
