@@ -39,14 +39,14 @@ def test_each_generator_draws_its_own_letters_and_mixed_draws_both(tmp_path, mon
     fonts = make_raw_data(small(tmp_path, generator="fonts"), tmp_path / "f.tar.gz").read_bytes()
     assert strokes != fonts
     monkeypatch.setattr(dataset, "render_letter", lambda char, rng, size: "font")
-    monkeypatch.setattr(dataset, "render_stroke_letter", lambda char, rng, drawing: "strokes")
+    monkeypatch.setattr(dataset, "render_stroke_letter", lambda char, rng, drawing, fonts: "strokes")
     config = small(tmp_path, generator="mixed")
     drawn = [render_example("a", np.random.default_rng([0, 0, i]), config) for i in range(500)]
     assert 0.14 < drawn.count("font") / 500 < 0.26  # one in five
 
 
 def test_more_than_a_hundred_per_class_keeps_names_sorted(tmp_path, monkeypatch):
-    monkeypatch.setattr(dataset, "render_stroke_letter", lambda char, rng, drawing: np.zeros((32, 32), np.uint8))
+    monkeypatch.setattr(dataset, "render_stroke_letter", lambda char, rng, drawing, fonts: np.zeros((32, 32), np.uint8))
     config = AsciiLetterConfig(artifact_dir=str(tmp_path), examples_per_class=101)
     path = make_raw_data(config, tmp_path / "a.tar.gz")
     with tarfile.open(path) as tar:
