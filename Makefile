@@ -63,7 +63,7 @@ pretrained: venv
 	$(MAKE) pretrained-breast-cancer
 
 ## pretrained-letters: retrain the letter weights (on the bundled MNIST features) from their committed config
-## (its generator draws handwriting fonts from Debian: apt-get install $(cat ascii-letter-pipeline/handwriting-fonts.txt))
+## (its generator draws handwriting fonts from Debian: apt-get install $(cat mnist-pipeline/handwriting-fonts.txt))
 pretrained-letters: venv
 	rm -rf build/pretrained-letters
 	$(BIN)/ascii-letter save-datasets --config ascii-letter-pipeline/src/ascii_letter/configs/pretrained.yml --artifact-dir build/pretrained-letters

@@ -3,8 +3,9 @@
 import pytest
 
 from ascii_letter import AsciiLetterConfig
-from ascii_letter.dataset import handwriting_fonts, save_datasets
+from ascii_letter.dataset import save_datasets
 from mlpipes.errors import DataError
+from mnist.pen import find_fonts
 
 
 @pytest.fixture(scope="session")
@@ -25,7 +26,7 @@ def bundled_letter_config(tmp_path_factory) -> AsciiLetterConfig:
     recipe = Path(ascii_letter.__file__).parent / "configs" / "pretrained.yml"
     config = AsciiLetterConfig.from_yaml(recipe, artifact_dir=str(tmp_path_factory.mktemp("bundled-letters")))
     try:
-        handwriting_fonts(config.handwriting_fonts)
+        find_fonts(config.handwriting_fonts)
     except DataError as e:  # Debian packages that .ci/run installs
         pytest.skip(f"the bundled recipe's handwriting fonts are not installed: {e}")
     save_datasets(config)

@@ -1,12 +1,16 @@
 """The page's pen, the form table, one writer's hand, and the pen-drawn digits MNIST's training split can take."""
 
+from pathlib import Path
+
 import numpy as np
+import pytest
 from PIL import Image, ImageDraw
 
+from mlpipes.errors import DataError
 from mlpipes.records import Records
-from mnist import MnistConfig
+from mnist import MnistConfig, dataset
 from mnist.dataset import DIGIT_FORMS, pen_digits, save_datasets
-from mnist.pen import centre_lines, hand, pad_image, parse_stroke, read_forms
+from mnist.pen import centre_lines, find_font, font_glyph, hand, pad_image, parse_stroke, read_forms
 from mnist.preprocess import frame_ink
 
 DRAWING = MnistConfig().drawing
@@ -131,3 +135,26 @@ def test_centre_lines_of_a_thick_bar_and_a_ring():
     assert np.all(np.abs(np.hypot(points[:, 0] - 50, points[:, 1] - 50) - 35) < 3)
     steps = np.abs(np.diff(lines[0], axis=0)).max()
     assert steps <= 1  # each path moves one pixel at a time (8-connected)
+
+
+def test_pen_digits_can_start_from_handwriting_fonts(monkeypatch):
+    names = tuple(Path(__file__).parents[1].joinpath("handwriting-fonts.txt").read_text().split())
+    assert names and all(name.startswith("fonts-") for name in names)  # Debian packages, which .ci/run installs
+    try:
+        font = find_font("Breip.ttf")
+    except DataError as e:
+        pytest.skip(f"handwriting fonts not installed: {e}")
+    assert all(font_glyph(font, str(d)) for d in range(10))
+    drawn = []
+    monkeypatch.setattr(
+        dataset, "font_glyph", lambda path, char: drawn.append((path.name, char)) or font_glyph(path, char)
+    )
+    images, labels = pen_digits(MnistConfig(pen_digits=30, handwriting_fonts=("Breip.ttf",)))
+    assert 0.15 < len(drawn) / 300 < 0.45  # about FONT_SHARE of the digits start from the font
+    assert {char for _, char in drawn} == {str(d) for d in range(10)} and {name for name, _ in drawn} == {"Breip.ttf"}
+    assert images.shape == (300, 28, 28) and images.max() > 200
+
+
+def test_a_missing_font_fails_before_any_digit_is_drawn(tmp_path):
+    with pytest.raises(DataError, match=r"handwriting font 'NoSuchHand.ttf' not found .*apt-get install"):
+        pen_digits(MnistConfig(pen_digits=1, handwriting_fonts=("NoSuchHand.ttf",)))

@@ -29,9 +29,6 @@ class AsciiLetterConfig(MnistConfig):
     epochs: int = param(15, "passes over the training set")
     batch_size: int = param(32, "examples per optimisation step")
     learning_rate: float = param(0.003, "peak learning rate of the one-cycle schedule (AdamW)")
-    handwriting_fonts: tuple[str, ...] = param(
-        (), "handwriting fonts (TTF/OTF names or paths) the stroke generator also draws, as their glyphs' centre lines"
-    )
     generator: Literal["strokes", "fonts", "mixed"] = param(
         "strokes", "what make-raw-data draws: pen strokes like handwriting, font glyphs, or mixed (4 strokes : 1 font)"
     )

@@ -20,13 +20,14 @@ from PIL import Image, ImageDraw, ImageFont
 from tqdm.auto import tqdm
 
 from ascii_letter.config import AsciiLetterConfig
-from ascii_letter.strokes import find_font, render_stroke_letter
+from ascii_letter.strokes import render_stroke_letter
 from mlpipes.artifacts import atomic_path, sha256_file
 from mlpipes.commands import existing_records
 from mlpipes.errors import DataError
 from mlpipes.records import Records, write_records
 from mlpipes.splits import stratified_split
 from mlpipes.tarballs import check_classes, read_image_tarball
+from mnist.pen import find_fonts
 from mnist.preprocess import preprocess_images
 
 MIXED_FONT_SHARE = 0.2  # generator="mixed": one image in five is a font glyph
@@ -68,19 +69,14 @@ def render_example(char: str, rng: np.random.Generator, config: AsciiLetterConfi
     typeset = config.generator == "fonts" or (config.generator == "mixed" and rng.random() < MIXED_FONT_SHARE)
     if typeset:
         return render_letter(char, rng, config.image_size)
-    return render_stroke_letter(char, rng, config.drawing, handwriting_fonts(config.handwriting_fonts))
-
-
-@functools.cache
-def handwriting_fonts(names: tuple[str, ...]) -> tuple[Path, ...]:
-    return tuple(find_font(name) for name in names)
+    return render_stroke_letter(char, rng, config.drawing, find_fonts(config.handwriting_fonts))
 
 
 def make_raw_data(config: AsciiLetterConfig, output: Path | None = None) -> Path:
     """Render ``examples_per_class`` images per letter (half upper, half lower case) into a tarball.
     Byte-identical for the same seed: each image has its own RNG, and tar/gzip/PNG carry no times."""
     output = output or config.tarball_path
-    handwriting_fonts(config.handwriting_fonts)  # a missing font fails now, not after minutes of rendering
+    find_fonts(config.handwriting_fonts)  # a missing font fails now, not after minutes of rendering
     digits = max(2, len(str(config.examples_per_class - 1)))
     with (
         atomic_path(output) as tmp,

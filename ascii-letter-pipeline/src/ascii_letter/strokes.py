@@ -21,8 +21,16 @@ from pathlib import Path
 
 import numpy as np
 
-from mlpipes.errors import DataError
-from mnist.pen import centre_lines, draw_framed, hand, merge_touching, pad_image, read_forms  # noqa: F401 (tests)
+from mnist.pen import (  # noqa: F401 (find_font, pad_image: tests)
+    draw_framed,
+    find_font,
+    find_fonts,
+    font_glyph,
+    hand,
+    merge_touching,
+    pad_image,
+    read_forms,
+)
 
 FORMS_FILE = Path(__file__).with_name("letterforms.txt")  # the form table: its header says the format
 # Hershey families whose strokes are pen-like: single-stroke sans and roman, two scripts, and the
@@ -32,7 +40,6 @@ HERSHEY_CAPITALS = ("futural", "rowmans", "timesi", "futuram")  # script capital
 EXIT_TAIL_SHARE = 0.15  # of lower-case letters that end in an exit flick
 HERSHEY_SHARE = 0.35  # of letters drawn from a Hershey font; the rest from the form table
 FONT_SHARE = 0.3  # of letters drawn from a handwriting font, when the config names some
-FONT_DIRS = (Path("/usr/share/fonts"), Path("/usr/local/share/fonts"), Path.home() / ".local/share/fonts")
 
 
 @functools.cache
@@ -54,30 +61,6 @@ def hershey_font(family: str) -> dict[str, tuple[np.ndarray, ...]]:
         strokes = tuple(np.array(s, dtype=float) for s in glyph.strokes if len(s))
         glyphs[char] = merge_touching(strokes)
     return glyphs
-
-
-def find_font(name: str) -> Path:
-    """A font file by path, or by file name under the system's font folders (where Debian's font packages go)."""
-    if Path(name).expanduser().is_file():
-        return Path(name).expanduser()
-    for folder in FONT_DIRS:
-        found = sorted(folder.rglob(name)) if folder.is_dir() else []
-        if found:
-            return found[0]
-    raise DataError(
-        f"handwriting font {name!r} not found in {', '.join(map(str, FONT_DIRS))}: install its package "
-        "(docs/ascii-letter.md lists them; e.g. apt-get install fonts-breip) or leave it out of handwriting_fonts"
-    )
-
-
-@functools.cache
-def font_glyph(path: Path, char: str) -> tuple[np.ndarray, ...]:
-    """A handwriting font's ``char`` as pen strokes: the centre lines of its filled glyph (empty if it has none)."""
-    from PIL import Image, ImageDraw, ImageFont
-
-    canvas = Image.new("L", (240, 240), 0)
-    ImageDraw.Draw(canvas).text((120, 120), char, fill=255, font=ImageFont.truetype(str(path), 120), anchor="mm")
-    return tuple(line for line in centre_lines(np.asarray(canvas) > 127) if len(line) > 2)
 
 
 def choose_form(
@@ -117,7 +100,7 @@ def montage(config, rows: int = 8) -> np.ndarray:
     Row ``r`` column ``c`` is the image ``make_raw_data`` renders as example ``r`` of letter ``c``
     for an ``AsciiLetterConfig`` with ``generator="strokes"``: uint8 ``(32 * rows, 32 * 26)``.
     """
-    fonts = tuple(find_font(name) for name in config.handwriting_fonts)
+    fonts = find_fonts(config.handwriting_fonts)
     grid = [
         [
             render_stroke_letter(

@@ -43,6 +43,9 @@ class MnistConfig(PipelineConfig):
         "pen-drawn digits per class added to the training split (mnist/digitforms.txt), as the page's pad draws",
         ge=0,
     )
+    handwriting_fonts: tuple[str, ...] = param(
+        (), "handwriting fonts (TTF/OTF names or paths) the pen generator also draws, as their glyphs' centre lines"
+    )
     validation_samples: int = param(5_000, "training examples held out (seeded) for validation (0: use the test split)")
 
     # model

@@ -20,7 +20,7 @@ from mlpipes.download import fetch
 from mlpipes.errors import DataError
 from mlpipes.records import Records, write_records
 from mnist.config import MIRROR_ENV, MnistConfig
-from mnist.pen import draw_framed, hand, read_forms
+from mnist.pen import draw_framed, find_fonts, font_glyph, hand, read_forms
 
 RAW_FILES = {
     "train-images-idx3-ubyte": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
@@ -29,6 +29,7 @@ RAW_FILES = {
     "t10k-labels-idx1-ubyte": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
 }
 DIGIT_FORMS = Path(__file__).with_name("digitforms.txt")
+FONT_SHARE = 0.3  # of pen digits drawn from a handwriting font's glyph, when the config names fonts
 SPLIT_FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
@@ -67,6 +68,8 @@ def save_datasets(config: MnistConfig, force: bool = False) -> Records:
             "seed": config.seed,
             "forms": sha256_file(DIGIT_FORMS),
         }
+        if config.handwriting_fonts:
+            provenance["pen_digits"]["fonts"] = list(config.handwriting_fonts)
     existing = None if force else existing_records(config.records_url, provenance)
     if existing is not None:
         return existing
@@ -92,13 +95,15 @@ def pen_digits(config: MnistConfig) -> tuple[np.ndarray, np.ndarray]:
 
     Deterministic by seed: each image has its own RNG, drawn from ``(seed, digit, i)``.
     """
-    forms = read_forms(DIGIT_FORMS)
+    forms, fonts = read_forms(DIGIT_FORMS), find_fonts(config.handwriting_fonts)
     images, labels = [], []
     for digit in range(10):
         choices = forms[str(digit)]
         for i in range(config.pen_digits):
             rng = np.random.default_rng([config.seed, 100 + digit, i])
             form = choices[rng.integers(len(choices))]
+            if fonts and rng.random() < FONT_SHARE:
+                form = font_glyph(fonts[rng.integers(len(fonts))], str(digit)) or form
             images.append(draw_framed(hand(list(form), rng), rng, config.drawing))
             labels.append(digit)
     return np.stack(images), np.array(labels, dtype=np.int64)

@@ -11,12 +11,14 @@ MNIST's training split, and the letters of the letter pipeline.
 
 from __future__ import annotations
 
+import functools
 import math
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
 
+from mlpipes.errors import DataError
 from mnist.preprocess import frame_ink
 
 PAD_SIZE = 280  # the web page's pad, pixels
@@ -24,6 +26,7 @@ PEN_PX = 20  # its pen diameter
 CHAR_PX = 200  # the longer side of a character drawn on it, as the real-handwriting set scales them
 HAND_SIDES = (130.0, 215.0)  # a generated character's longer side on the pad, pixels (uniform)
 HAND_PENS = (16.0, 24.0)  # its pen diameter, pixels (uniform)
+FONT_DIRS = (Path("/usr/share/fonts"), Path("/usr/local/share/fonts"), Path.home() / ".local/share/fonts")
 
 
 def pad_image(strokes, size: int = PAD_SIZE, pen: float = PEN_PX, supersample: int = 4) -> np.ndarray:
@@ -243,3 +246,33 @@ def centre_lines(mask: np.ndarray) -> list[np.ndarray]:
             todo.discard(point)
         lines.append(np.array(path, dtype=float))
     return lines
+
+
+def find_font(name: str) -> Path:
+    """A font file by path, or by file name under the system's font folders (where Debian's font packages go)."""
+    if Path(name).expanduser().is_file():
+        return Path(name).expanduser()
+    for folder in FONT_DIRS:
+        found = sorted(folder.rglob(name)) if folder.is_dir() else []
+        if found:
+            return found[0]
+    raise DataError(
+        f"handwriting font {name!r} not found in {', '.join(map(str, FONT_DIRS))}: apt-get install its package "
+        "(mnist-pipeline/handwriting-fonts.txt lists them) or leave it out of handwriting_fonts"
+    )
+
+
+@functools.cache
+def font_glyph(path: Path, char: str) -> tuple[np.ndarray, ...]:
+    """A handwriting font's ``char`` as pen strokes: the centre lines of its filled glyph (empty if it has none)."""
+    from PIL import ImageFont
+
+    canvas = Image.new("L", (240, 240), 0)
+    ImageDraw.Draw(canvas).text((120, 120), char, fill=255, font=ImageFont.truetype(str(path), 120), anchor="mm")
+    return tuple(line for line in centre_lines(np.asarray(canvas) > 127) if len(line) > 2)
+
+
+@functools.cache
+def find_fonts(names: tuple[str, ...]) -> tuple[Path, ...]:
+    """Every font of a config's ``handwriting_fonts``, found (a missing one fails here, before any drawing)."""
+    return tuple(find_font(name) for name in names)
