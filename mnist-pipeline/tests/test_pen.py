@@ -202,7 +202,7 @@ def test_pen_digits_can_start_from_handwriting_fonts(monkeypatch):
     monkeypatch.setattr(
         dataset, "font_glyph", lambda path, char: drawn.append((path.name, char)) or font_glyph(path, char)
     )
-    images, labels = pen_digits(MnistConfig(pen_digits=30, handwriting_fonts=("Breip.ttf",)))
+    images, _ = pen_digits(MnistConfig(pen_digits=30, handwriting_fonts=("Breip.ttf",)))
     assert 0.15 < len(drawn) / 300 < 0.45  # about FONT_SHARE of the digits start from the font
     assert {char for _, char in drawn} == {str(d) for d in range(10)} and {name for name, _ in drawn} == {"Breip.ttf"}
     assert images.shape == (300, 28, 28) and images.max() > 200
