@@ -146,62 +146,12 @@ def test_pen_digits_can_start_from_handwriting_fonts(monkeypatch):
         pytest.skip(f"handwriting fonts not installed: {e}")
     assert all(font_glyph(font, str(d)) for d in range(10))
     drawn = []
+
     def counted(path, char):
         drawn.append((path.name, char))
         return font_glyph(path, char)
 
     monkeypatch.setattr(dataset, "font_glyph", counted)
-    images, _ = pen_digits(config)
-    assert images.shape == (30, 28, 28) and images.dtype == np.uint8
-    assert labels.tolist() == [d for d in range(10) for _ in range(3)]
-    for image in images:
-        rows, cols = np.flatnonzero(image.max(1) > 0), np.flatnonzero(image.max(0) > 0)
-        assert max(rows[-1] - rows[0], cols[-1] - cols[0]) + 1 == DRAWING["box"]  # frame_ink's 20 px box
-    again, _ = pen_digits(config)
-    other, _ = pen_digits(config.replace(seed=1))
-    assert np.array_equal(images, again) and not np.array_equal(images, other)
-
-
-def test_pen_digits_join_the_training_split_only(tmp_path, mnist_mirror):
-    plain = MnistConfig(artifact_dir=str(tmp_path / "plain"), mirrors=(mnist_mirror,))
-    mixed = plain.replace(artifact_dir=str(tmp_path / "mixed"), pen_digits=2)
-    sizes = {}
-    for config in (plain, mixed):
-        records = save_datasets(config)
-        sizes[config.pen_digits] = {split: len(records.load(split)["label"]) for split in ("train", "test")}
-    assert sizes[2]["train"] == sizes[0]["train"] + 20 and sizes[2]["test"] == sizes[0]["test"]
-    tail = Records.open(mixed.records_url).load("train")
-    assert np.array_equal(tail["image"][-20:], pen_digits(mixed)[0])
-    assert Records.open(mixed.records_url).index["provenance"]["pen_digits"]["per_class"] == 2
-
-
-def test_centre_lines_of_a_thick_bar_and_a_ring():
-    bar = np.zeros((40, 120), bool)
-    bar[15:26, 10:110] = True
-    (line,) = centre_lines(bar)
-    assert abs(line[:, 1].mean() - 20) <= 1 and np.ptp(line[:, 0]) > 80  # one horizontal line through the middle
-    yy, xx = np.mgrid[:100, :100]
-    ring = (np.hypot(xx - 50, yy - 50) < 40) & (np.hypot(xx - 50, yy - 50) > 30)
-    lines = centre_lines(ring)
-    points = np.concatenate(lines)
-    assert sum(len(line) for line in lines) > 150  # the whole circle, walked as connected paths
-    assert np.all(np.abs(np.hypot(points[:, 0] - 50, points[:, 1] - 50) - 35) < 3)
-    steps = np.abs(np.diff(lines[0], axis=0)).max()
-    assert steps <= 1  # each path moves one pixel at a time (8-connected)
-
-
-def test_pen_digits_can_start_from_handwriting_fonts(monkeypatch):
-    names = tuple(Path(__file__).parents[1].joinpath("handwriting-fonts.txt").read_text().split())
-    assert names and all(name.startswith("fonts-") for name in names)  # Debian packages, which .ci/run installs
-    try:
-        font = find_font("Breip.ttf")
-    except DataError as e:
-        pytest.skip(f"handwriting fonts not installed: {e}")
-    assert all(font_glyph(font, str(d)) for d in range(10))
-    drawn = []
-    monkeypatch.setattr(
-        dataset, "font_glyph", lambda path, char: drawn.append((path.name, char)) or font_glyph(path, char)
-    )
     images, _ = pen_digits(MnistConfig(pen_digits=30, handwriting_fonts=("Breip.ttf",)))
     assert 0.15 < len(drawn) / 300 < 0.45  # about FONT_SHARE of the digits start from the font
     assert {char for _, char in drawn} == {str(d) for d in range(10)} and {name for name, _ in drawn} == {"Breip.ttf"}
