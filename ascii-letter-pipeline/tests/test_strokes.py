@@ -15,14 +15,13 @@ from ascii_letter.dataset import make_raw_data
 from ascii_letter.strokes import (
     HERSHEY_FAMILIES,
     choose_form,
-    find_font,
-    font_glyph,
     forms,
     hershey_font,
     letter_strokes,
     render_stroke_letter,
 )
 from mlpipes.errors import DataError
+from mnist.pen import find_font, font_glyph
 
 DRAWING = AsciiLetterConfig().drawing
 LETTERS = string.ascii_lowercase + string.ascii_uppercase

@@ -20,7 +20,7 @@ from mlpipes.download import fetch
 from mlpipes.errors import DataError
 from mlpipes.records import Records, write_records
 from mnist.config import MIRROR_ENV, MnistConfig
-from mnist.pen import draw_framed, find_fonts, font_glyph, hand, read_forms
+from mnist.pen import FONT_SHARE, draw_framed, find_fonts, font_glyph, hand, read_forms
 
 RAW_FILES = {
     "train-images-idx3-ubyte": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
@@ -29,7 +29,6 @@ RAW_FILES = {
     "t10k-labels-idx1-ubyte": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
 }
 DIGIT_FORMS = Path(__file__).with_name("digitforms.txt")
-FONT_SHARE = 0.3  # of pen digits drawn from a handwriting font's glyph, when the config names fonts
 SPLIT_FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),

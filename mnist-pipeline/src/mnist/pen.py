@@ -26,6 +26,7 @@ PEN_PX = 20  # its pen diameter
 CHAR_PX = 200  # the longer side of a character drawn on it, as the real-handwriting set scales them
 HAND_SIDES = (130.0, 215.0)  # a generated character's longer side on the pad, pixels (uniform)
 HAND_PENS = (16.0, 24.0)  # its pen diameter, pixels (uniform)
+FONT_SHARE = 0.3  # of generated characters drawn from a handwriting font, when a config names some
 FONT_DIRS = (Path("/usr/share/fonts"), Path("/usr/local/share/fonts"), Path.home() / ".local/share/fonts")
 
 
