@@ -23,7 +23,7 @@ MIRROR_ENV = "MNIST_MIRROR"
 class MnistConfig(PipelineConfig):
     pipeline = "mnist"
     bundled_weights: ClassVar[Path] = Path(__file__).parent / "pretrained"
-    pretrained_version: ClassVar[str] = "1.2.0"
+    pretrained_version: ClassVar[str] = "1.3.0"
     model_factory = "mnist.model:mnist_classifier"
     batch_inputs = "mnist.dataset:batch_inputs"
     read_input = "mnist.preprocess:read_image"
