@@ -64,10 +64,18 @@ pretrained: venv
 
 ## pretrained-letters: retrain the letter weights (on the bundled MNIST features) from their committed config
 ## (its generator draws handwriting fonts from Debian: apt-get install $(cat mnist-pipeline/handwriting-fonts.txt))
+## (three teachers, each on its own seeded draw of letters, then the bundled model distilled from them: ~15 min)
+LETTERS_CONFIG := ascii-letter-pipeline/src/ascii_letter/configs/pretrained.yml
 pretrained-letters: venv
 	rm -rf build/pretrained-letters
-	$(BIN)/ascii-letter save-datasets --config ascii-letter-pipeline/src/ascii_letter/configs/pretrained.yml --artifact-dir build/pretrained-letters
-	$(BIN)/ascii-letter train-model --config ascii-letter-pipeline/src/ascii_letter/configs/pretrained.yml --artifact-dir build/pretrained-letters --force
+	for seed in 0 1 2; do \
+	  $(BIN)/ascii-letter save-datasets --config $(LETTERS_CONFIG) --seed $$seed \
+	    --artifact-dir build/pretrained-letters/teacher-$$seed && \
+	  $(BIN)/ascii-letter train-model --config $(LETTERS_CONFIG) --seed $$seed --teachers [] --augment false \
+	    --epochs 8 --model-version teacher --artifact-dir build/pretrained-letters/teacher-$$seed || exit 1; \
+	done
+	$(BIN)/ascii-letter save-datasets --config $(LETTERS_CONFIG) --artifact-dir build/pretrained-letters
+	$(BIN)/ascii-letter train-model --config $(LETTERS_CONFIG) --artifact-dir build/pretrained-letters --force
 	rm -f ascii-letter-pipeline/src/ascii_letter/pretrained/ascii_letter-*
 	cp build/pretrained-letters/weights/ascii_letter-* ascii-letter-pipeline/src/ascii_letter/pretrained/
 

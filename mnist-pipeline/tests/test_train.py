@@ -9,8 +9,11 @@ import time
 import pytest
 import yaml
 
-from mlpipes.weights import load_state_dict, read_manifest
-from mnist import MnistConfig
+from mlpipes.artifacts import sha256_file
+from mlpipes.resolve import locate
+from mlpipes.weights import load_state_dict, read_manifest, save_version
+from mnist import MnistConfig, mnist_classifier
+from mnist.dataset import load_split
 from mnist.train import train_model
 
 SMALL = {"train_samples": 3000, "validation_samples": 500, "test_samples": 1000, "batch_size": 64}
@@ -116,3 +119,24 @@ def test_invalid_settings_are_refused(flag, message, tmp_path):
         text=True,
     )
     assert result.returncode == 1 and message in result.stderr
+
+
+def test_a_distilled_model_learns_what_its_teachers_read_and_names_them(mnist_config, accuracy_of, tmp_path):
+    """With ``teachers``, their probabilities are the targets, not the labels: a teacher that reads every
+    digit d as d+1 (the bundled model with its head's rows rolled) teaches its student the same."""
+    state = load_state_dict(locate(mnist_config, True).manifest, "classifier")
+    for key in ("head.2.weight", "head.2.bias"):
+        state[key] = state[key].roll(1, 0)
+    teacher = save_version(
+        tmp_path / "teacher", name="mnist", version="shifted", state_dicts={"classifier": state},
+        config=MnistConfig().to_dict(), metrics={}, dataset_sha256=None, code_version="test",
+    )  # fmt: skip
+    config = small_config(mnist_config, tmp_path / "student", epochs=2, teachers=(str(teacher),))
+    manifest = train_model(config)
+
+    student = mnist_classifier(config, pretrained=str(manifest))
+    images, labels = load_split(mnist_config, "test", limit=1000)
+    assert accuracy_of(student, images, (labels + 1) % 10) > 0.8
+    assert accuracy_of(student, images, labels) < 0.1
+    lineage = {"name": "mnist", "version": "shifted", "manifest_sha256": sha256_file(teacher)}
+    assert read_manifest(manifest)["meta"]["teachers"] == [lineage]

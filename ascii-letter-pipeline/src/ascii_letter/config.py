@@ -15,7 +15,7 @@ from mnist.config import MnistConfig
 class AsciiLetterConfig(MnistConfig):
     pipeline = "ascii_letter"
     bundled_weights: ClassVar[Path] = Path(__file__).parent / "pretrained"
-    pretrained_version: ClassVar[str] = "1.4.0"
+    pretrained_version: ClassVar[str] = "1.5.0"
     model_factory = "ascii_letter.model:ascii_letter_classifier"
 
     image_size: int = param(32, "height and width of the letter images in pixels")

@@ -68,6 +68,9 @@ class MnistConfig(PipelineConfig):
     )
     warmup_fraction: float = param(0.25, "fraction of the steps raising the learning rate (one-cycle)", ge=0, lt=1)
     label_smoothing: float = param(0.1, "cross-entropy label smoothing", ge=0, lt=1)
+    teachers: tuple[str, ...] = param(
+        (), "weights manifests whose averaged probabilities on each batch replace the labels (distillation)"
+    )
 
     @property
     def labels(self) -> tuple[str, ...]:

@@ -1,5 +1,8 @@
 """The training recipe: AdamW with a one-cycle schedule, label-smoothed cross-entropy, batch augmentation.
 
+With ``teachers`` (trained models' manifests), the averaged probabilities of those models on each
+augmented batch replace the labels: ensemble distillation, one model's cost at inference.
+
 Read top to bottom: set up the run, get the data, build the model, choose optimizer and
 schedule, define one training step's loss, fit, save. The loop around it (seeded, progress bar,
 validation and a checkpoint each epoch, ``--resume``, data-parallel under ``torchrun`` with
@@ -14,7 +17,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from mlpipes.artifacts import sha256_file
+from mlpipes.resolve import locate
 from mlpipes.training import Trainer
+from mlpipes.weights import read_manifest
 from mnist.augment import Augmentation
 from mnist.config import MnistConfig
 from mnist.dataset import batch_inputs
@@ -39,12 +45,17 @@ def train_model(config: MnistConfig, resume: bool = False, force: bool = False) 
 
     augment = Augmentation.from_config(config) if config.augment else None  # so drawn digits look familiar
     harder = Augmentation.from_config(config) if config.calibrate_augmented else None
+    teachers = [mnist_classifier(config, pretrained=manifest).to(trainer.device) for manifest in config.teachers]
 
     def loss(model: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         images = batch_inputs(batch)
         if augment is not None:
             images = augment(images, trainer.generator)  # the trainer reseeds it every step: resumes exactly
         logits = model(images)
+        if teachers:  # on a distorted image, what the ensemble reads is a truer target than its label
+            with torch.no_grad():
+                targets = torch.stack([teacher(images).softmax(1) for teacher in teachers]).mean(0)
+            return nn.functional.cross_entropy(logits, targets), logits
         return nn.functional.cross_entropy(logits, batch["label"], label_smoothing=config.label_smoothing), logits
 
     def calibration_inputs(batch: dict[str, torch.Tensor]) -> torch.Tensor:  # seeded: the same every run
@@ -54,6 +65,14 @@ def train_model(config: MnistConfig, resume: bool = False, force: bool = False) 
     return trainer.save(
         model,
         {"features": model.features, "classifier": model},
-        meta={"image_size": config.image_size, "polarity": "white on black"},
+        meta={"image_size": config.image_size, "polarity": "white on black", **teacher_lineage(config)},
         parent=mnist_parent_features(config)[1] if config.pretrained_features else None,
     )
+
+
+def teacher_lineage(config: MnistConfig) -> dict[str, list[dict[str, str]]]:
+    """The distillation teachers, by name, version and manifest checksum: a distilled model's other parents."""
+    manifests = [locate(config, teacher).manifest for teacher in config.teachers]
+    lineage = [{**{key: read_manifest(m)[key] for key in ("name", "version")}, "manifest_sha256": sha256_file(m)}
+               for m in manifests]  # fmt: skip
+    return {"teachers": lineage} if lineage else {}
