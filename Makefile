@@ -64,7 +64,7 @@ pretrained: venv
 
 ## pretrained-letters: retrain the letter weights (on the bundled MNIST features) from their committed config
 ## (its generator draws handwriting fonts from Debian: apt-get install $(cat mnist-pipeline/handwriting-fonts.txt))
-## (three teachers, each on its own seeded draw of letters, then the bundled model distilled from them: ~15 min)
+## (three teachers, each on its own seeded draw of letters, then the bundled model distilled from them: ~11 min)
 LETTERS_CONFIG := ascii-letter-pipeline/src/ascii_letter/configs/pretrained.yml
 pretrained-letters: venv
 	rm -rf build/pretrained-letters

@@ -45,7 +45,8 @@ def train_model(config: MnistConfig, resume: bool = False, force: bool = False) 
 
     augment = Augmentation.from_config(config) if config.augment else None  # so drawn digits look familiar
     harder = Augmentation.from_config(config) if config.calibrate_augmented else None
-    teachers = [mnist_classifier(config, pretrained=manifest).to(trainer.device) for manifest in config.teachers]
+    teacher_manifests = [locate(config, teacher).manifest for teacher in config.teachers]  # resolved once
+    teachers = [mnist_classifier(config, pretrained=str(m)).to(trainer.device) for m in teacher_manifests]
 
     def loss(model: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         images = batch_inputs(batch)
@@ -65,14 +66,13 @@ def train_model(config: MnistConfig, resume: bool = False, force: bool = False) 
     return trainer.save(
         model,
         {"features": model.features, "classifier": model},
-        meta={"image_size": config.image_size, "polarity": "white on black", **teacher_lineage(config)},
+        meta={"image_size": config.image_size, "polarity": "white on black", **teacher_lineage(teacher_manifests)},
         parent=mnist_parent_features(config)[1] if config.pretrained_features else None,
     )
 
 
-def teacher_lineage(config: MnistConfig) -> dict[str, list[dict[str, str]]]:
+def teacher_lineage(manifests: list[Path]) -> dict[str, list[dict[str, str]]]:
     """The distillation teachers, by name, version and manifest checksum: a distilled model's other parents."""
-    manifests = [locate(config, teacher).manifest for teacher in config.teachers]
     lineage = [{**{key: read_manifest(m)[key] for key in ("name", "version")}, "manifest_sha256": sha256_file(m)}
                for m in manifests]  # fmt: skip
     return {"teachers": lineage} if lineage else {}
