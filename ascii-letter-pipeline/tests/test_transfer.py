@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from ascii_letter import AsciiLetterConfig, ascii_letter_classifier
-from mlpipes.errors import IntegrityError
+from mlpipes.errors import DataError, IntegrityError
 from mlpipes.records import Records
 from mlpipes.resolve import bundled
 from mlpipes.training import InMemorySource, evaluate
@@ -38,6 +38,18 @@ def test_tampered_parent_features_are_refused(tmp_path):
     features.write_bytes(bytes(data))
     with pytest.raises(IntegrityError, match=re.escape(f"{features.name}: sha256")):
         ascii_letter_classifier(AsciiLetterConfig(pretrained_features=str(tmp_path)))
+
+
+def test_weights_of_another_pipeline_or_architecture_are_refused_in_one_line():
+    # MNIST's classifier as the letters' weights (or a teacher): 10 digits are not 26 letters.
+    digits, letters = "10 labels (0, 1, 2, 3, 4, ...)", "26 (a, b, c, d, e, ...)"
+    message = f"{MNIST_MANIFEST}: weights of 'mnist' for {digits}, but this model reads {letters}"
+    with pytest.raises(DataError, match=re.escape(message)):
+        ascii_letter_classifier(pretrained=str(MNIST_MANIFEST))
+    # MNIST's features into a wider network: the parent's file and the first tensor that does not fit.
+    parent = r"mnist ([0-9.]+) features \(mnist-features-\1\.[0-9a-f]{16}\.safetensors\)"
+    with pytest.raises(DataError, match=parent + r": these weights do not fit the model \(0\.weight is \(16, 1, 3, 3"):
+        ascii_letter_classifier(AsciiLetterConfig(channels=(24, 32, 64)))
 
 
 def test_short_end_to_end_run_records_the_parent_lineage(tmp_path):

@@ -14,6 +14,7 @@ from mlpipes.weights import (
     copy_version,
     find_versions,
     load_state_dict,
+    load_weights,
     manifest_path,
     read_manifest,
     save_version,
@@ -64,6 +65,37 @@ def test_weights_round_trip_with_a_complete_manifest(version):
     loaded = load_state_dict(path, "classifier")
     for key, tensor in model.state_dict().items():
         assert torch.equal(loaded[key], tensor)
+
+
+def test_load_weights_fills_a_module_of_the_same_labels_and_returns_the_manifest(version):
+    path, model = version
+    fresh = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.BatchNorm1d(3))
+    manifest = load_weights(fresh, path, "classifier", labels=("a", "b", "c"))
+    assert manifest["version"] == "1.2.0"
+    for key, tensor in model.state_dict().items():
+        assert torch.equal(fresh.state_dict()[key], tensor)
+
+
+def test_load_weights_refuses_other_labels_before_loading(version):
+    path, _ = version
+    fresh = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.BatchNorm1d(3))
+    before = {k: v.clone() for k, v in fresh.state_dict().items()}
+    with pytest.raises(DataError, match=r"demo-1.2.0.json: weights of 'demo' for 3 labels \(a, b, c\), but this model "
+                       r"reads 3 \(c, b, a\)") as caught:  # fmt: skip
+        load_weights(fresh, path, "classifier", labels=("c", "b", "a"))  # same count, other order: silent misuse
+    assert "\n" not in str(caught.value)
+    assert all(torch.equal(fresh.state_dict()[k], v) for k, v in before.items())
+
+
+def test_load_weights_names_the_tensor_another_architecture_made(version):
+    path, _ = version
+    wider = torch.nn.Sequential(torch.nn.Linear(4, 5), torch.nn.BatchNorm1d(5))
+    misfit = r" \(0.weight is \(3, 4\), the model's \(5, 4\); 6 shapes differ, 0 missing, 0 unexpected\)"
+    with pytest.raises(DataError, match=r"demo-1.2.0.json \(classifier\): these weights do not fit the model" + misfit):
+        load_weights(wider, path, "classifier")
+    deeper = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.BatchNorm1d(3), torch.nn.Linear(3, 3))
+    with pytest.raises(DataError, match=r"missing 2.weight; 0 shapes differ, 2 missing, 0 unexpected"):
+        load_weights(deeper, path, "classifier")
 
 
 def test_a_tampered_file_is_refused(version):

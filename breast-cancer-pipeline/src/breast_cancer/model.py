@@ -13,7 +13,7 @@ from torch import nn
 from breast_cancer.config import FEATURES, BreastCancerConfig
 from breast_cancer.preprocess import preprocess_rows
 from mlpipes.resolve import locate
-from mlpipes.weights import load_state_dict, read_manifest
+from mlpipes.weights import load_weights
 
 
 def breast_cancer_features(hidden: tuple[int, ...] = (32, 16), dropout: float = 0.1) -> nn.Sequential:
@@ -50,7 +50,6 @@ def breast_cancer_classifier(
     width = (len(FEATURES), *config.hidden)[-1]  # no hidden layers: logistic regression on the scaled features
     model = TabularClassifier(breast_cancer_features(config.hidden, config.dropout), width, config.labels)
     if pretrained:  # every load verifies the file's sha256 against the manifest and fails closed
-        manifest = locate(config, pretrained, version).manifest
-        model.load_state_dict(load_state_dict(manifest, "classifier"))
-        model.temperature = float(read_manifest(manifest)["meta"].get("temperature", 1.0))
+        manifest = load_weights(model, locate(config, pretrained, version).manifest, "classifier", config.labels)
+        model.temperature = float(manifest["meta"].get("temperature", 1.0))
     return model.eval() if pretrained else model

@@ -37,7 +37,7 @@ import json
 import os
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -168,6 +168,48 @@ def load_state_dict(manifest_path: str | os.PathLike, role: str) -> dict[str, An
     if entry is None:
         raise DataError(f"{manifest_path}: no '{role}' weights (has: {', '.join(manifest['files']) or 'none'})")
     return load_verified(manifest_path.parent / entry["file"], entry["sha256"])
+
+
+def load_weights(
+    module: Any, manifest_path: str | os.PathLike, role: str, labels: Sequence[str] | None = None
+) -> dict[str, Any]:
+    """Load a manifest's ``role`` weights into ``module`` (an ``nn.Module``); returns the manifest.
+
+    Weights for other ``labels`` (another pipeline's, or the same count in another order) are
+    refused before anything loads: they would fit the tensors and answer with the wrong names.
+    """
+    manifest_path = Path(manifest_path)
+    manifest = read_manifest(manifest_path)
+    theirs = manifest.get("meta", {}).get("labels")
+    if labels is not None and theirs is not None and list(theirs) != list(labels):
+        raise DataError(
+            f"{manifest_path}: weights of '{manifest['name']}' for {len(theirs)} labels ({_preview(theirs)}), "
+            f"but this model reads {len(labels)} ({_preview(labels)}); pass weights trained for the same labels"
+        )
+    fit_state_dict(module, load_state_dict(manifest_path, role), f"{manifest_path} ({role})")
+    return manifest
+
+
+def fit_state_dict(module: Any, state: dict[str, Any], source: str) -> None:
+    """``module.load_state_dict(state)``, refused in one line naming ``source`` and the first misfit."""
+    expected = module.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    shapes = [f"{k} is {tuple(state[k].shape)}, the model's {tuple(v.shape)}"
+              for k, v in expected.items() if k in state and tuple(state[k].shape) != tuple(v.shape)]  # fmt: skip
+    first = shapes[:1] + [f"missing {k}" for k in missing[:1]] + [f"unexpected {k}" for k in unexpected[:1]]
+    if first:
+        counts = f"{len(shapes)} shapes differ, {len(missing)} missing, {len(unexpected)} unexpected"
+        raise DataError(
+            f"{source}: these weights do not fit the model ({'; '.join(first)}; {counts}): "
+            "they were trained with another architecture (channels, layers or labels); pass weights of this config"
+        )
+    module.load_state_dict(state)
+
+
+def _preview(labels: Sequence[str], shown: int = 5) -> str:
+    head = ", ".join(map(str, list(labels)[:shown]))
+    return head + (", ..." if len(labels) > shown else "")
 
 
 def load_verified(path: str | os.PathLike, sha256: str | None) -> dict[str, Any]:

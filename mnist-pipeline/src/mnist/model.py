@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from mlpipes.resolve import locate, parent_weights
-from mlpipes.weights import load_state_dict, read_manifest
+from mlpipes.weights import fit_state_dict, load_weights
 from mnist.config import MnistConfig
 from mnist.preprocess import preprocess_images
 
@@ -91,12 +91,12 @@ def mnist_classifier(
     config = config or MnistConfig()
     model = Classifier(mnist_features(config.channels), config.channels[-1], config.labels)
     if pretrained:
-        manifest = locate(config, pretrained, version).manifest
-        model.load_state_dict(load_state_dict(manifest, "classifier"))
-        model.temperature = float(read_manifest(manifest).get("meta", {}).get("temperature", 1.0))
+        manifest = load_weights(model, locate(config, pretrained, version).manifest, "classifier", config.labels)
+        model.temperature = float(manifest.get("meta", {}).get("temperature", 1.0))
         model.eval()
     elif config.pretrained_features:
-        model.features.load_state_dict(mnist_parent_features(config)[0])
+        features, parent = mnist_parent_features(config)
+        fit_state_dict(model.features, features, f"{parent['name']} {parent['version']} features ({parent['file']})")
     return model
 
 
