@@ -71,6 +71,26 @@ def test_short_end_to_end_run_records_the_parent_lineage(tmp_path):
     assert "test accuracy" in letters("evaluate")
 
 
+def test_the_transfer_study_compares_the_chosen_mnist_features_with_scratch(tmp_path):
+    # A copy of MNIST's bundled version stands for features a user trained: the study must start from those.
+    for path in MNIST_MANIFEST.parent.glob("mnist-*"):
+        (tmp_path / path.name).write_bytes(path.read_bytes())
+    command = [sys.executable, "-m", "ascii_letter", "transfer-study", "--artifact-dir", str(tmp_path / "study"),
+               "--per-class", "2,4", "--seeds", "1", "--test-per-class", "2", "--epochs", "1",
+               "--pretrained-features", str(tmp_path / MNIST_MANIFEST.name)]  # fmt: skip
+    out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    folder = tmp_path / "study" / "transfer-study"
+    rows = json.loads((folder / "transfer_study.json").read_text())["rows"]
+    assert [(r["per_class"], r["start"]) for r in rows] == [(2, "mnist"), (2, "scratch"), (4, "mnist"), (4, "scratch")]
+    assert all(len(r["accuracies"]) == 1 and 0 <= r["mean"] <= 1 for r in rows)
+    assert "   4/class  scratch" in out and (folder / "transfer_study.png").stat().st_size > 0
+    (mnist_run,) = find_versions(folder / "mnist-4-0" / "weights", "ascii_letter")
+    (scratch_run,) = find_versions(folder / "scratch-4-0" / "weights", "ascii_letter")
+    assert read_manifest(mnist_run)["parent"]["source"] == str(tmp_path / MNIST_MANIFEST.name)
+    assert read_manifest(scratch_run)["parent"] is None
+    assert read_manifest(mnist_run)["metrics"]["test_examples"] == 52
+
+
 def test_bundled_letter_weights_on_the_generated_test_split(bundled_letter_config):
     letter_config = bundled_letter_config  # the records the bundled weights were trained and tested on
     images, labels = load_split(letter_config, "test")

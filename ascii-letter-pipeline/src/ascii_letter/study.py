@@ -20,6 +20,7 @@ def transfer_study(config: AsciiLetterConfig, per_class: tuple[int, ...] = (10, 
     folder = config.artifacts / "transfer-study"
     rendered = config.replace(examples_per_class=max(per_class) + config.test_per_class)
     tarball = dataset.make_raw_data(rendered, folder / "images.tar.gz")
+    parent = config.pretrained_features or True  # the MNIST features a run of the "mnist" start begins from
     rows = []
     for n in per_class:
         data = rendered.replace(dataset_url=str(folder / f"records-{n}"))
@@ -28,7 +29,8 @@ def transfer_study(config: AsciiLetterConfig, per_class: tuple[int, ...] = (10, 
             accuracies, seconds = [], []
             for seed in range(seeds):
                 run = data.replace(artifact_dir=str(folder / f"{start}-{n}-{seed}"), seed=seed,
-                                   pretrained_features=start == "mnist", train_samples=n * len(config.labels),
+                                   pretrained_features=parent if start == "mnist" else False,
+                                   train_samples=n * len(config.labels),
                                    batch_size=min(config.batch_size, n * len(config.labels)))  # fmt: skip
                 began = time.perf_counter()
                 with contextlib.redirect_stdout(io.StringIO()):
