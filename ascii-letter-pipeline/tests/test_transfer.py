@@ -77,7 +77,7 @@ def test_the_transfer_study_compares_the_chosen_mnist_features_with_scratch(tmp_
         (tmp_path / path.name).write_bytes(path.read_bytes())
     command = [sys.executable, "-m", "ascii_letter", "transfer-study", "--artifact-dir", str(tmp_path / "study"),
                "--per-class", "2,4", "--seeds", "1", "--test-per-class", "2", "--epochs", "1",
-               "--pretrained-features", str(tmp_path / MNIST_MANIFEST.name)]  # fmt: skip
+               "--seed", "3", "--pretrained-features", str(tmp_path / MNIST_MANIFEST.name)]  # fmt: skip
     out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
     folder = tmp_path / "study" / "transfer-study"
     rows = json.loads((folder / "transfer_study.json").read_text())["rows"]
@@ -89,6 +89,7 @@ def test_the_transfer_study_compares_the_chosen_mnist_features_with_scratch(tmp_
     assert read_manifest(mnist_run)["parent"]["source"] == str(tmp_path / MNIST_MANIFEST.name)
     assert read_manifest(scratch_run)["parent"] is None
     assert read_manifest(mnist_run)["metrics"]["test_examples"] == 52
+    assert read_manifest(mnist_run)["config"]["seed"] == read_manifest(scratch_run)["config"]["seed"] == 3
 
 
 def test_bundled_letter_weights_on_the_generated_test_split(bundled_letter_config):

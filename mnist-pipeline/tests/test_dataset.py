@@ -3,7 +3,7 @@ import gzip
 import numpy as np
 import pytest
 
-from mlpipes.errors import DataError
+from mlpipes.errors import ConfigError, DataError
 from mnist import MnistConfig
 from mnist.dataset import RAW_FILES, load_split, read_idx, save_datasets
 
@@ -28,6 +28,13 @@ def test_same_inputs_again_is_a_no_op_unless_forced(mnist_config):
     assert index.stat().st_mtime_ns == before
     save_datasets(mnist_config, force=True)
     assert index.stat().st_mtime_ns != before
+
+
+def test_another_image_size_is_refused_before_anything_is_fetched(tmp_path):
+    config = MnistConfig(artifact_dir=str(tmp_path), image_size=32)
+    with pytest.raises(ConfigError, match=r"key 'image_size': MNIST's records keep its 28x28 digits, got 32"):
+        save_datasets(config)
+    assert not any(tmp_path.iterdir())  # nothing downloaded, nothing written
 
 
 def test_no_usable_mirror_lists_what_was_tried(tmp_path, monkeypatch):

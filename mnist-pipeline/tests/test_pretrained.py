@@ -84,6 +84,41 @@ def test_cli_predict_and_evaluate(mnist_config, tmp_path):
     assert accuracy >= 0.99 and "confusion matrix" in out.stdout
 
 
+def test_evaluate_and_predict_score_with_the_threads_device_and_precision(mnist_config, tmp_path, monkeypatch):
+    import mlpipes.training
+    from mlpipes import commands
+
+    seen = []
+
+    def settings(model) -> None:
+        seen.append((torch.get_num_threads(), torch.is_autocast_enabled("cpu"), next(model.parameters()).device.type))
+
+    score = mlpipes.training.evaluate
+    monkeypatch.setattr(mlpipes.training, "evaluate", lambda model, *rest: settings(model) or score(model, *rest))
+    classifier = type(mnist_classifier())
+    predict = classifier.predict
+    monkeypatch.setattr(classifier, "predict", lambda model, images: settings(model) or predict(model, images))
+    np.save(tmp_path / "batch.npy", load_split(mnist_config, "test", limit=2)[0][:, 0].numpy())
+    threads = torch.get_num_threads()
+    # train_samples below one batch: scoring reads the test split alone, so training settings cannot stop it
+    config = mnist_config.replace(
+        threads=threads + 1, precision="bf16", device="cpu", train_samples=100, validation_samples=0
+    )
+    commands.evaluate(config, weights="pretrained")
+    commands.predict(config, [str(tmp_path / "batch.npy")], weights="pretrained")
+    assert seen == [(threads + 1, True, "cpu")] * 2
+    assert torch.get_num_threads() == threads  # restored: a library call leaves the process as it found it
+
+
+def test_weights_pretrained_honours_model_version(mnist_config, tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "mnist", "evaluate", "--weights", "pretrained", "--model-version", "9.9.9",
+         "--artifact-dir", mnist_config.artifact_dir, "--registry", str(tmp_path / "empty-registry")],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert result.returncode == 1 and "mnist 9.9.9 is not bundled with the package" in result.stderr
+
+
 def test_cli_predict_on_a_missing_file_is_one_line(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "mnist", "predict", str(tmp_path / "nope.png")], capture_output=True, text=True

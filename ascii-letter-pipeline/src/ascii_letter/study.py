@@ -28,7 +28,7 @@ def transfer_study(config: AsciiLetterConfig, per_class: tuple[int, ...] = (10, 
         for start in ("mnist", "scratch"):
             accuracies, seconds = [], []
             for seed in range(seeds):
-                run = data.replace(artifact_dir=str(folder / f"{start}-{n}-{seed}"), seed=seed,
+                run = data.replace(artifact_dir=str(folder / f"{start}-{n}-{seed}"), seed=config.seed + seed,
                                    pretrained_features=parent if start == "mnist" else False,
                                    train_samples=n * len(config.labels),
                                    batch_size=min(config.batch_size, n * len(config.labels)))  # fmt: skip

@@ -9,8 +9,10 @@ with its own labels, data and weights. Heavy imports happen inside the functions
 
 from __future__ import annotations
 
+import contextlib
 import json as jsonlib
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -23,8 +25,8 @@ if TYPE_CHECKING:
 WeightsOption = Annotated[
     str,
     "which weights: 'trained' (this artifact dir; --model-version picks one, else the newest), 'pretrained' "
-    "(bundled), 'registry' (the configured registry), a registry URL or a manifest path; "
-    "default: trained if any, else pretrained",
+    "(bundled; --model-version picks another, from the registry), 'registry' (the configured registry), a "
+    "registry URL or a manifest path; default: trained if any, else pretrained",
 ]
 
 
@@ -58,6 +60,23 @@ def load_classifier(config: PipelineConfig, weights: str = "") -> Any:
     return build_classifier(config, pretrained=str(selected.manifest))
 
 
+@contextlib.contextmanager
+def inference(config: PipelineConfig, model: Any) -> Iterator[Any]:
+    """``model`` on ``--device``, ``--threads`` and ``--precision`` in force: scoring honours them like training."""
+    import torch
+
+    from mlpipes.distributed import pick_device
+
+    device, threads = pick_device(config.device), torch.get_num_threads()
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    try:
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.precision == "bf16"):
+            yield model.to(device)
+    finally:
+        torch.set_num_threads(threads)  # a library call leaves the process as it found it
+
+
 def read_npy(path: Path, config: PipelineConfig) -> Any:
     """A ``.npy`` array (never pickled objects, size-checked): the default way to read predict's input files."""
     from mlpipes.images import read_array_file
@@ -71,10 +90,10 @@ def evaluate(config: PipelineConfig, weights: WeightsOption = "") -> None:
     from mlpipes.metrics import format_report
     from mlpipes.pipeline import hook
     from mlpipes.training import evaluate as evaluate_split
-    from mlpipes.training import load_data
+    from mlpipes.training import load_test_split
 
-    model = load_classifier(config, weights)
-    result = evaluate_split(model, load_data(config).test, hook(config, "batch_inputs"), model.labels)
+    with inference(config, load_classifier(config, weights)) as model:
+        result = evaluate_split(model, load_test_split(config), hook(config, "batch_inputs"), model.labels)
     print(format_report(result, model.labels))
 
 
@@ -95,20 +114,24 @@ def predict(
             inputs.append((name, read_input(Path(name), config)))
         except UserError as e:
             raise type(e)(str(e) if name in str(e) else f"{name}: {e}") from None
-    model = onnx_classifier(config, weights) if backend == "onnx" else load_classifier(config, weights)
+    if backend == "onnx":
+        runner = contextlib.nullcontext(onnx_classifier(config, weights, threads=config.threads))
+    else:
+        runner = inference(config, load_classifier(config, weights))
     results = []
-    for name, array in inputs:
-        try:
-            probabilities = model.predict(array)
-        except UserError as e:
-            raise type(e)(f"{name}: {e}") from None
-        for i, p in enumerate(probabilities):
-            best = int(p.argmax())
-            entry = {"file": name, "label": model.labels[best], "probability": float(p[best])}
-            if len(probabilities) > 1:
-                entry["index"] = i
-            entry["probabilities"] = {label: round(float(q), 6) for label, q in zip(model.labels, p)}
-            results.append(entry)
+    with runner as model:
+        for name, array in inputs:
+            try:
+                probabilities = model.predict(array)
+            except UserError as e:
+                raise type(e)(f"{name}: {e}") from None
+            for i, p in enumerate(probabilities):
+                best = int(p.argmax())
+                entry = {"file": name, "label": model.labels[best], "probability": float(p[best])}
+                if len(probabilities) > 1:
+                    entry["index"] = i
+                entry["probabilities"] = {label: round(float(q), 6) for label, q in zip(model.labels, p)}
+                results.append(entry)
     if json:
         print(jsonlib.dumps(results, indent=2))
         return
@@ -118,7 +141,7 @@ def predict(
 
 
 def onnx_classifier(config: PipelineConfig, weights: str = "", threads: int = 1) -> Any:
-    """The exported classifier on ONNX Runtime: same ``.predict`` and ``.labels`` as the PyTorch one."""
+    """The exported classifier on ONNX Runtime: ``.predict`` and ``.labels`` as in PyTorch (threads 0: all cores)."""
     from mlpipes.onnx import OnnxClassifier
     from mlpipes.pipeline import hook
     from mlpipes.resolve import select

@@ -105,7 +105,7 @@ def select(config: PipelineConfig, weights: str = "") -> Selected:
             )
         weights = "pretrained"
     if weights == "pretrained":
-        return locate(config, True)
+        return locate(config, True, config.model_version or None)
     if weights == "registry":
         version = config.model_version or config.pretrained_version
         return Selected(registry.pull(config.registry_url, config.pipeline, version), "registry")

@@ -122,7 +122,6 @@ def load_data(config: PipelineConfig, device: torch.device | None = None, rank: 
     """Train/validation/test sources for ``config``: in memory, or streamed when ``config.stream``."""
     records = Records.open(config.records_url)
     train_rows = min(config.train_samples or records.rows("train"), records.rows("train"))
-    test_rows = min(config.test_samples or records.rows("test"), records.rows("test"))
     held = holdout(train_rows, config.validation_samples, config.seed) if config.validation_samples else None
     per_rank = config.batch_size // world
     device = device or torch.device("cpu")
@@ -138,7 +137,6 @@ def load_data(config: PipelineConfig, device: torch.device | None = None, rank: 
 
         train = source("train", train_rows, True, exclude=held)
         validation = source("train", train_rows, False, include=held) if held is not None else None
-        test = source("test", test_rows, False)
     else:
 
         def tensors(split: str, limit: int, rows: np.ndarray | None = None) -> Batch:
@@ -149,7 +147,6 @@ def load_data(config: PipelineConfig, device: torch.device | None = None, rank: 
 
         kept = np.setdiff1d(np.arange(train_rows), held) if held is not None else None
         train = InMemorySource(tensors("train", train_rows, kept), per_rank, seed=config.seed, rank=rank, world=world)
-        test = InMemorySource(tensors("test", test_rows), 1000, shuffle=False, rank=rank, world=world)
         validation = None
         if held is not None:
             validation = InMemorySource(tensors("train", train_rows, held), 1000, shuffle=False, rank=rank, world=world)
@@ -158,7 +155,26 @@ def load_data(config: PipelineConfig, device: torch.device | None = None, rank: 
             f"{config.records_url}: {train_rows} training rows, fewer than one batch of {config.batch_size} "
             f"per epoch over {world} process(es); lower --batch-size"
         )
+    test = load_test_split(config, device, rank, world)
     return Data(train, validation if validation is not None else test, test)
+
+
+def load_test_split(
+    config: PipelineConfig, device: torch.device | None = None, rank: int = 0, world: int = 1
+) -> BatchSource:
+    """The test split alone (``config.test_samples`` of it), streamed or in memory: scoring reads nothing else."""
+    records = Records.open(config.records_url)
+    rows = min(config.test_samples or records.rows("test"), records.rows("test"))
+    if config.stream:
+        from mlpipes.streaming import StreamingSource
+
+        return StreamingSource(config.records_url, "test", batch_size=1000, seed=config.seed, rank=rank, world=world,
+                               limit=rows, shuffle=False, drop_last=False)  # fmt: skip
+    columns = records.load("test", limit=rows)
+    tensors = {
+        name: torch.from_numpy(np.ascontiguousarray(column)).to(device or "cpu") for name, column in columns.items()
+    }
+    return InMemorySource(tensors, 1000, shuffle=False, rank=rank, world=world)
 
 
 def evaluate(model: nn.Module, source: BatchSource, inputs: InputsFn, labels: tuple[str, ...]) -> dict[str, Any]:

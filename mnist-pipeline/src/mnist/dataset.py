@@ -17,7 +17,7 @@ import torch
 from mlpipes.artifacts import sha256_file
 from mlpipes.commands import existing_records
 from mlpipes.download import fetch
-from mlpipes.errors import DataError
+from mlpipes.errors import ConfigError, DataError
 from mlpipes.records import Records, write_records
 from mnist.config import MIRROR_ENV, MnistConfig
 from mnist.pen import FONT_SHARE, draw_framed, find_fonts, font_glyph, hand, read_forms
@@ -29,6 +29,7 @@ RAW_FILES = {
     "t10k-labels-idx1-ubyte": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
 }
 DIGIT_FORMS = Path(__file__).with_name("digitforms.txt")
+MNIST_SIZE = 28  # pixels per side of the IDX images, and so of the records
 SPLIT_FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
@@ -60,6 +61,11 @@ def save_datasets(config: MnistConfig, force: bool = False) -> Records:
     The records go to ``config.records_url``: the artifact directory, or any fsspec URL given as
     ``dataset_url`` (``s3://bucket/datasets/mnist`` uploads them for training elsewhere).
     """
+    if config.image_size != MNIST_SIZE:  # records at another size would be refused by train-model, in a loop
+        raise ConfigError(
+            f"key 'image_size': MNIST's records keep its {MNIST_SIZE}x{MNIST_SIZE} digits, got {config.image_size}; "
+            f"leave --image-size at {MNIST_SIZE} (a child pipeline renders its own data at its own size)"
+        )
     provenance: dict = {name: {"file": f"{name}.gz", "sha256": sha} for name, sha in RAW_FILES.items()}
     if config.pen_digits:
         provenance["pen_digits"] = {
