@@ -15,7 +15,7 @@ from torch import nn
 from mlpipes.errors import UserError
 from mlpipes.pipeline import PipelineConfig
 from mlpipes.records import write_records
-from mlpipes.training import InMemorySource, Trainer
+from mlpipes.training import InMemorySource, Trainer, with_credentials
 from mlpipes.weights import load_state_dict, read_manifest
 
 
@@ -110,6 +110,22 @@ def test_resume_after_a_crash_continues_from_the_exact_step(
     run = Path(config.artifact_dir) / "runs" / read_manifest(resumed)["version"].split("+")[1]
     history = json.loads((run / "history.json").read_text())
     assert [h["epoch"] for h in history] == [1, 2, 3]
+
+
+def test_a_resumed_run_takes_back_the_credentials_its_record_left_out(config: ToyConfig) -> None:
+    config = config.replace(registry="https://reader:s3cret@models.example/registry?token=abc")
+    with pytest.raises(Crash):
+        train(config, crash_at=6)
+    (run,) = [p for p in (Path(config.artifact_dir) / "runs").iterdir() if p.is_dir()]
+    saved = ToyConfig.from_yaml(run / "config.yaml")
+    assert "s3cret" not in (run / "config.yaml").read_text() and saved.registry != config.registry
+    assert with_credentials(saved, config).registry == config.registry
+    assert with_credentials(saved, config.replace(epochs=9)).epochs == 3  # only redacted URLs come back
+    other = config.replace(registry="https://reader:s3cret@elsewhere.example/registry?token=abc")
+    assert with_credentials(saved, other).registry == saved.registry  # another URL is not this run's
+    resumed = Trainer(config, resume=True)  # what the resumed run trains with
+    resumed.run.release()
+    assert resumed.config.registry == config.registry and resumed.config.epochs == 3
 
 
 def test_nothing_to_resume_and_too_few_rows_are_one_line_errors(config: ToyConfig) -> None:

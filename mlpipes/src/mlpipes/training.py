@@ -234,7 +234,7 @@ def open_run(
     if resume and (run is None or not run.path("checkpoint.pt").exists()):
         raise UserError(f"nothing to resume in {config.runs_dir}: no run with a checkpoint; train without --resume")
     if run is not None:
-        config = type(config).from_yaml(run.path("config.yaml"))
+        config = with_credentials(type(config).from_yaml(run.path("config.yaml")), config)
     world = distributed.world_size()
     if config.batch_size % world:
         raise UserError(f"batch_size {config.batch_size} does not split over {world} processes; use a multiple")
@@ -255,6 +255,20 @@ def open_run(
         return RunRecord.create(config.runs_dir, _config_yaml(config)), config, None
     print(f"resuming {run.dir} with its saved config")
     return run, config, torch.load(run.path("checkpoint.pt"), map_location="cpu", weights_only=True)
+
+
+def with_credentials(saved: PipelineConfig, given: PipelineConfig) -> PipelineConfig:
+    """A resumed run's saved config, with each URL whose credentials the record left out taken from ``given``.
+
+    The record never holds secrets, so a URL with ``user:secret@`` or a token comes back redacted; the
+    same URL given again (redacted, it equals the saved one) brings its credentials back. Nothing else changes.
+    """
+    given_back = {
+        name: getattr(given, name)
+        for name in saved.to_dict()
+        if getattr(given, name) != getattr(saved, name) and redact_config(getattr(given, name)) == getattr(saved, name)
+    }
+    return saved.replace(**given_back) if given_back else saved
 
 
 def _config_yaml(config: PipelineConfig) -> str:
