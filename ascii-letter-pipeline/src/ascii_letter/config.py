@@ -19,9 +19,7 @@ class AsciiLetterConfig(MnistConfig):
     model_factory = "ascii_letter.model:ascii_letter_classifier"
 
     image_size: int = param(32, "height and width of the letter images in pixels")
-    train_samples: int = param(2080, "training examples to use (the first N of the split)")
     validation_samples: int = param(0, "training examples held out for validation (0: validate on the test split)")
-    test_samples: int = param(520, "test examples to evaluate on (the first N of the split)")
     examples_per_class: int = param(100, "images per letter that make-raw-data renders")
     test_per_class: int = param(20, "images per letter held out for test by save-datasets")
     tarball: str = param("", "raw data tarball (default: <artifacts>/raw/images.tar.gz, rendered if missing)")
