@@ -34,6 +34,14 @@ def test_predict_reads_named_columns_in_any_order(cases_csv, bc_cli, capsys):
     assert all(abs(sum(r["probabilities"].values()) - 1) < 1e-4 for r in results)
 
 
+def test_predict_in_bf16_on_the_cpu_gives_float32_probabilities(cases_csv, bc_cli, capsys):
+    bf16_on_cpu = ["--precision", "bf16", "--device", "cpu"]
+    assert bc_cli("predict", cases_csv, "--weights", "pretrained", "--json", *bf16_on_cpu) == 0
+    results = json.loads(capsys.readouterr().out)
+    assert [r["label"] for r in results] == ["malignant", "benign", "benign", "benign"]
+    assert all(abs(sum(r["probabilities"].values()) - 1) < 1e-4 for r in results)  # bf16 softmax: off by ~2e-3
+
+
 def test_predict_prints_one_line_per_case(cases_csv, bc_cli, capsys):
     assert bc_cli("predict", cases_csv, "--weights", "pretrained") == 0
     out = capsys.readouterr().out.splitlines()

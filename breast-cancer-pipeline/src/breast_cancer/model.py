@@ -39,7 +39,7 @@ class TabularClassifier(nn.Module):
     def predict(self, rows: object) -> np.ndarray:
         """Rows (numpy, torch or a DataFrame; see ``preprocess_rows``) → float32 (N, 2) calibrated probabilities."""
         logits = self.eval()(torch.from_numpy(preprocess_rows(rows)).to(self.head.weight.device))
-        return (logits / self.temperature).softmax(1).cpu().numpy()
+        return (logits.float() / self.temperature).softmax(1).cpu().numpy()  # fp32 even under bf16 autocast
 
 
 def breast_cancer_classifier(

@@ -115,7 +115,7 @@ def predict(
         except UserError as e:
             raise type(e)(str(e) if name in str(e) else f"{name}: {e}") from None
     if backend == "onnx":
-        runner = contextlib.nullcontext(onnx_classifier(config, weights, threads=config.threads))
+        runner = contextlib.nullcontext(onnx_classifier(config, weights, threads=config.threads or 1))
     else:
         runner = inference(config, load_classifier(config, weights))
     results = []

@@ -62,7 +62,7 @@ class PipelineConfig(Config):
     learning_rate: float = param(0.01, "peak learning rate", gt=0)
     weight_decay: float = param(5e-4, "weight decay", ge=0)
     device: Literal["auto", "cpu", "cuda"] = param("auto", "where to train and score: auto picks cuda if present")
-    threads: int = param(0, "CPU threads for torch (0: all cores)", ge=0)
+    threads: int = param(0, "CPU threads (0: all cores for torch, 1 for ONNX Runtime)", ge=0)
     precision: Literal["fp32", "bf16"] = param("fp32", "bf16: autocast forward passes to bfloat16 (for CUDA GPUs)")
     checkpoint_every: int = param(
         0, "also checkpoint every N steps inside an epoch (0: at the end of each epoch)", ge=0

@@ -75,7 +75,7 @@ class Classifier(nn.Module):
         x = preprocess_images(images, invert=invert).to(next(self.parameters()).device)
         if not len(x):
             return np.zeros((0, len(self.labels)), np.float32)
-        return torch.softmax(self(x) / self.temperature, dim=1).float().cpu().numpy()
+        return torch.softmax(self(x).float() / self.temperature, dim=1).cpu().numpy()  # fp32 even under bf16 autocast
 
 
 def mnist_classifier(
