@@ -23,7 +23,7 @@ from mlpipes import registry
 from mlpipes.artifacts import sha256_file
 from mlpipes.errors import UserError
 from mlpipes.safety import redact_url
-from mlpipes.weights import find_versions, load_state_dict, manifest_path, read_manifest
+from mlpipes.weights import find_versions, fit_state_dict, load_state_dict, manifest_path, read_manifest
 
 if TYPE_CHECKING:
     import torch
@@ -131,3 +131,8 @@ def parent_weights(
         "manifest_sha256": sha256_file(selected.manifest),
     }
     return load_state_dict(selected.manifest, role), lineage
+
+
+def fit_parent_weights(module: torch.nn.Module, state: dict[str, torch.Tensor], lineage: dict[str, Any]) -> None:
+    """Load what :func:`parent_weights` returned into ``module``; a misfit names the parent's version and file."""
+    fit_state_dict(module, state, f"{lineage['name']} {lineage['version']} {lineage['role']} ({lineage['file']})")

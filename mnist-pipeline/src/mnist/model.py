@@ -11,8 +11,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from mlpipes.resolve import locate, parent_weights
-from mlpipes.weights import fit_state_dict, load_weights
+from mlpipes.resolve import fit_parent_weights, locate, parent_weights
+from mlpipes.weights import load_weights
 from mnist.config import MnistConfig
 from mnist.preprocess import preprocess_images
 
@@ -95,8 +95,7 @@ def mnist_classifier(
         model.temperature = float(manifest.get("meta", {}).get("temperature", 1.0))
         model.eval()
     elif config.pretrained_features:
-        features, parent = mnist_parent_features(config)
-        fit_state_dict(model.features, features, f"{parent['name']} {parent['version']} features ({parent['file']})")
+        fit_parent_weights(model.features, *mnist_parent_features(config))
     return model
 
 
