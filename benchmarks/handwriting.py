@@ -20,6 +20,7 @@ import json
 import os
 import sys
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -139,8 +140,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", choices=["letters", "digits"], help="evaluate one model only")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     args = parser.parse_args(argv)
-    from mlpipes.errors import UserError
-
     letters: bool | str = args.letter_weights or True
     digits: bool | str = args.digit_weights or True
     if args.weights_dir:
@@ -148,12 +147,20 @@ def main(argv: list[str] | None = None) -> int:
         digits = args.digit_weights or find_manifest(args.weights_dir, "mnist") or True
     if args.only:
         letters, digits = (letters, False) if args.only == "letters" else (False, digits)
+    return print_result(lambda: evaluate(letters, digits), text_report, args.json)
+
+
+def print_result(run: Callable[[], dict[str, Any]], report: Callable[[dict[str, Any]], str], as_json: bool) -> int:
+    """Run a validation benchmark and print its result, as text or JSON; a missing or foreign strokes
+    file (or a refused weights file) is one line on stderr and exit status 2."""
+    from mlpipes.errors import UserError
+
     try:
-        result = evaluate(letters, digits)
+        result = run()
     except (FileNotFoundError, ValueError, UserError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(json.dumps(result, indent=2) if args.json else text_report(result))
+    print(json.dumps(result, indent=2) if as_json else report(result))
     return 0
 
 

@@ -157,19 +157,21 @@ def frame_ink(image: np.ndarray, size: int = 28, box: int = 20, center: str = "m
 
 
 def read_image(path: Path, config: Any) -> np.ndarray:
-    """An image file (grayscale as it looks, resized to ``config.image_size``) or a .npy array, for ``predict``.
+    """An image file or a .npy array, for ``predict``.
 
-    Decoding, budgets and one-line refusals are ``mlpipes.images``': pixel counts checked before
-    decoding, transparency and 16-bit scans read as they look, ``.npy`` never unpickled.
+    An image of exactly the model's input size is taken as prepared like the training data; any
+    other (a photo, a scan, a screenshot of the pad) is one character to frame as the page frames a
+    drawing (``mnist.photo.frame_photo`` with ``config.drawing``). Decoding, budgets and one-line
+    refusals are ``mlpipes.images``': pixel counts checked before decoding, transparency and 16-bit
+    scans read as they look, ``.npy`` never unpickled.
     """
     from mlpipes.images import read_array_file, read_image_file
 
     if Path(path).suffix.lower() == ".npy":
         return read_array_file(path)
     gray = read_image_file(path)
-    size = config.image_size
-    if gray.shape != (size, size):
-        from PIL import Image
+    if gray.shape == (config.image_size, config.image_size):
+        return gray
+    from mnist.photo import frame_photo
 
-        gray = np.asarray(Image.fromarray(gray).resize((size, size), Image.Resampling.LANCZOS))
-    return gray
+    return frame_photo(gray, **config.drawing)
