@@ -29,6 +29,14 @@ def test_the_child_starts_from_mnist_features_with_a_new_head():
     assert not torch.equal(scratch.features[0].weight, model.features[0].weight)
 
 
+def test_weights_bring_their_own_head():
+    """The default head reads all 8×8 positions; the bundled recipe averages globally, and loads anyway."""
+    assert ascii_letter_classifier().head[-1].in_features == 64 * 8 * 8
+    assert read_manifest(bundled(AsciiLetterConfig()))["config"]["head_grid"] == 1
+    model = ascii_letter_classifier(pretrained=True)
+    assert model.head[-1].in_features == 64 and model.predict(torch.zeros(1, 32, 32)).shape == (1, 26)
+
+
 def test_tampered_parent_features_are_refused(tmp_path):
     for path in MNIST_MANIFEST.parent.glob("mnist-*"):
         (tmp_path / path.name).write_bytes(path.read_bytes())
@@ -98,7 +106,7 @@ def test_bundled_letter_weights_on_the_generated_test_split(bundled_letter_confi
     assert len(images) == 520
     model = ascii_letter_classifier(pretrained=True)
     source = InMemorySource({"image": images[:, 0], "label": labels}, 1000, shuffle=False)
-    assert evaluate(model, source, batch_inputs, model.labels)["accuracy"] >= 0.95
+    assert evaluate(model, source, batch_inputs, model.labels)["accuracy"] >= 0.95 - 1e-6  # 494 of 520 in float32
     manifest = read_manifest(bundled(AsciiLetterConfig()))
     assert manifest["parent"]["sha256"] == json.loads(MNIST_MANIFEST.read_text())["files"]["features"]["sha256"]
     assert manifest["dataset_sha256"] == Records.open(letter_config.records_url).sha256

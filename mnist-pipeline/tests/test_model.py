@@ -3,6 +3,7 @@ import pytest
 import torch
 
 from mnist import MnistConfig, mnist_classifier, mnist_features
+from mnist.model import GridPool
 
 
 @pytest.mark.parametrize("size", [28, 32, 64])
@@ -27,5 +28,28 @@ def test_predict_leaves_the_model_in_eval_mode_and_needs_no_grad():
 
 
 def test_config_shapes_the_model():
-    model = mnist_classifier(MnistConfig(channels=(8, 8, 16)))
-    assert model.head[-1].in_features == 16 and model.labels == tuple("0123456789")
+    model = mnist_classifier(MnistConfig(channels=(8, 8, 16), head_grid=2))
+    assert model.head[-1].in_features == 16 * 2 * 2 and model.labels == tuple("0123456789")
+    assert mnist_classifier(MnistConfig(channels=(8, 8, 16), head_grid=1)).head[-1].in_features == 16
+
+
+def test_grid_pool_passes_maps_of_its_size_and_averages_others():
+    maps = torch.rand(2, 4, 7, 7)
+    assert GridPool(7)(maps) is maps
+    np.testing.assert_allclose(GridPool(2)(torch.rand(2, 4, 8, 8)).shape, (2, 4, 2, 2))
+    big = torch.rand(2, 4, 16, 16)
+    torch.testing.assert_close(GridPool(7)(big), torch.nn.functional.adaptive_avg_pool2d(big, 7))
+
+
+def test_the_default_head_tells_where_a_stroke_is():
+    """A global average cannot tell a feature firing top-left from the same one bottom-right."""
+    top_left, bottom_right = torch.zeros(1, 1, 28, 28), torch.zeros(1, 1, 28, 28)
+    top_left[..., 2:10, 2:10] = 1
+    bottom_right[..., 18:26, 18:26] = 1
+    torch.manual_seed(0)
+    for grid, tells_apart in [(MnistConfig().head_grid, True), (1, False)]:
+        model = mnist_classifier(MnistConfig(head_grid=grid)).eval()
+        model.features = torch.nn.Identity()  # the head alone, on maps that differ only in position
+        model.head[-1] = torch.nn.Linear(grid * grid, 10)
+        a, b = model(top_left[..., ::4, ::4]), model(bottom_right[..., ::4, ::4])
+        assert (not torch.allclose(a, b)) is tells_apart

@@ -15,10 +15,13 @@ from mnist.config import MnistConfig
 class AsciiLetterConfig(MnistConfig):
     pipeline = "ascii_letter"
     bundled_weights: ClassVar[Path] = Path(__file__).parent / "pretrained"
-    pretrained_version: ClassVar[str] = "1.5.0"
+    pretrained_version: ClassVar[str] = "1.6.0"
     model_factory = "ascii_letter.model:ascii_letter_classifier"
 
     image_size: int = param(32, "height and width of the letter images in pixels")
+    head_grid: int = param(
+        8, "the head averages the feature maps over a grid this many cells a side (8: every position)", ge=1
+    )
     validation_samples: int = param(0, "training examples held out for validation (0: validate on the test split)")
     examples_per_class: int = param(100, "images per letter that make-raw-data renders")
     test_per_class: int = param(20, "images per letter held out for test by save-datasets")

@@ -1,8 +1,10 @@
 """The MNIST model: a convolutional feature extractor, then a small classifier head.
 
 ``mnist_features`` is fully convolutional, so it takes any image of 28 pixels or more and can
-be reused by other pipelines (the letter pipeline starts from it). The head pools the feature
-maps to one vector and maps it to class logits.
+be reused by other pipelines (the letter pipeline starts from it). The head averages the feature
+maps over a small grid (7×7 for a 28-pixel digit: every position) and maps that to class logits,
+so it knows *where* a stroke is: a flat-topped 3 and a 5 differ in which end of the bar the
+stroke below it leaves from.
 """
 
 from __future__ import annotations
@@ -12,9 +14,11 @@ import torch
 from torch import nn
 
 from mlpipes.resolve import fit_parent_weights, locate, parent_weights
-from mlpipes.weights import load_weights
+from mlpipes.weights import load_weights, read_manifest
 from mnist.config import MnistConfig
 from mnist.preprocess import preprocess_images
+
+ARCHITECTURE = ("channels", "head_grid")  # the config fields that shape the weights
 
 
 def conv_block(in_channels: int, out_channels: int) -> list[nn.Module]:
@@ -37,6 +41,20 @@ def mnist_features(channels: tuple[int, ...] = (16, 32, 64, 64)) -> nn.Sequentia
     return nn.Sequential(*layers)
 
 
+class GridPool(nn.Module):
+    """Average feature maps over a ``grid``×``grid`` grid; maps already that size pass as they are
+    (an exported graph then holds no pooling op at all)."""
+
+    def __init__(self, grid: int):
+        super().__init__()
+        self.grid = grid
+
+    def forward(self, maps: torch.Tensor) -> torch.Tensor:
+        if maps.shape[-2:] == (self.grid, self.grid):
+            return maps
+        return nn.functional.adaptive_avg_pool2d(maps, self.grid)
+
+
 class Classifier(nn.Module):
     """Features + head, with ``predict`` for inference on raw images.
 
@@ -44,13 +62,15 @@ class Classifier(nn.Module):
     ``predict`` so its probabilities are calibrated; ``forward`` returns the raw logits.
     """
 
-    def __init__(self, features: nn.Sequential, num_features: int, labels: tuple[str, ...]):
+    def __init__(self, features: nn.Sequential, num_features: int, labels: tuple[str, ...], grid: int = 1):
         super().__init__()
         self.labels = labels
         self.temperature = 1.0
         self.frozen_features = False
         self.features = features
-        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(num_features, len(labels)))
+        self.head = nn.Sequential(
+            GridPool(grid), nn.Flatten(), nn.Linear(num_features * grid * grid, len(labels))
+        )
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Preprocessed images (N,1,H,W) in [0, 1] → class logits (N, classes)."""
@@ -81,22 +101,33 @@ class Classifier(nn.Module):
 def mnist_classifier(
     config: MnistConfig | None = None, pretrained: bool | str = False, version: str | None = None
 ) -> Classifier:
-    """The classifier the config describes (labels, channels).
+    """The classifier the config describes (labels, channels, head grid).
 
     ``pretrained=True`` loads the weights shipped with the config's package (a version it does
     not ship comes from the configured registry), a registry URL (``s3://bucket/models``) pulls
     ``version`` (default: the bundled version) into the local cache, a path loads that manifest's
     weights; otherwise ``config.pretrained_features`` may seed the feature extractor with MNIST's.
+    Weights bring their own channels and head grid (their manifest's config), whatever ``config`` says.
     """
     config = config or MnistConfig()
-    model = Classifier(mnist_features(config.channels), config.channels[-1], config.labels)
-    if pretrained:
-        manifest = load_weights(model, locate(config, pretrained, version).manifest, "classifier", config.labels)
+    manifest_path = locate(config, pretrained, version).manifest if pretrained else None
+    if manifest_path:
+        config = trained_architecture(config, read_manifest(manifest_path))
+    model = Classifier(mnist_features(config.channels), config.channels[-1], config.labels, config.head_grid)
+    if manifest_path:
+        manifest = load_weights(model, manifest_path, "classifier", config.labels)
         model.temperature = float(manifest.get("meta", {}).get("temperature", 1.0))
         model.eval()
     elif config.pretrained_features:
         fit_parent_weights(model.features, *mnist_parent_features(config))
     return model
+
+
+def trained_architecture(config: MnistConfig, manifest: dict) -> MnistConfig:
+    """``config`` with the channels and head grid the manifest's weights were trained with: weights
+    carry their architecture, so a version trained with another head loads under any config."""
+    saved = manifest.get("config", {})
+    return config.replace(**{key: saved[key] for key in ARCHITECTURE if key in saved})
 
 
 def mnist_parent_features(config: MnistConfig) -> tuple[dict[str, torch.Tensor], dict]:
