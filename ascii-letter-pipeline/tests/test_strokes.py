@@ -21,7 +21,7 @@ from ascii_letter.strokes import (
     render_stroke_letter,
 )
 from mlpipes.errors import DataError
-from mnist.pen import find_font, font_glyph
+from mnist.pen import find_font, font_characters, font_glyph
 
 DRAWING = AsciiLetterConfig().drawing
 LETTERS = string.ascii_lowercase + string.ascii_uppercase
@@ -95,6 +95,18 @@ def test_handwriting_fonts_become_pen_strokes_for_every_letter():
     assert 0.2 < chosen["font"] / 300 < 0.4 and chosen["table"] and chosen["hershey"]
     image = render_stroke_letter("g", np.random.default_rng(0), DRAWING, fonts)
     assert image.shape == (32, 32) and image.max() > 200
+
+
+def test_the_calibration_fonts_draw_every_letter_and_are_never_trained_on():
+    try:
+        fonts = tuple(find_font(name) for name in PRETRAINED.calibration_fonts)
+    except DataError as e:
+        pytest.skip(f"calibration fonts not installed: {e}")
+    assert len(fonts) >= 10 and not set(PRETRAINED.calibration_fonts) & set(PRETRAINED.handwriting_fonts)
+    images, labels = font_characters(fonts, PRETRAINED.labels, 2, DRAWING, seed=0)
+    assert images.shape == (26 * 2 * 2, 32, 32) and np.bincount(labels).tolist() == [4] * 26  # a, a, A, A, b, ...
+    assert (images.reshape(len(images), -1).max(1) > 200).all()
+    np.testing.assert_array_equal(font_characters(fonts, PRETRAINED.labels, 2, DRAWING, seed=0)[0], images)
 
 
 def test_a_missing_handwriting_font_is_one_line_naming_it(tmp_path):

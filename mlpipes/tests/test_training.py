@@ -52,7 +52,9 @@ class Crash(Exception):
     pass
 
 
-def train(config: ToyConfig, resume: bool = False, crash_at: int | None = None) -> Path:
+def train(
+    config: ToyConfig, resume: bool = False, crash_at: int | None = None, calibration: InMemorySource | None = None
+) -> Path:
     """A recipe like a pipeline's train.py, with noise from the trainer's generator (like augmentation)."""
     trainer = Trainer(config, resume)
     config = trainer.config
@@ -69,7 +71,7 @@ def train(config: ToyConfig, resume: bool = False, crash_at: int | None = None) 
         logits = model(x)
         return nn.functional.cross_entropy(logits, batch["label"]), logits
 
-    trainer.fit(model, optimizer, scheduler, data, loss, inputs=lambda batch: batch["x"])
+    trainer.fit(model, optimizer, scheduler, data, loss, inputs=lambda batch: batch["x"], calibration=calibration)
     return trainer.save(model, {"classifier": model})
 
 
@@ -93,6 +95,18 @@ def test_a_run_writes_its_record_and_a_calibrated_version(config: ToyConfig, str
     assert manifest["metrics"]["test_examples"] == 100 and manifest["metrics"]["test_accuracy"] > 0.8
     for name in ("config.yaml", "metrics.json", "training_curves.png", "confusion_matrix.png", "checkpoint.pt"):
         assert (run / name).stat().st_size > 0
+
+
+def test_the_temperature_is_fitted_on_the_calibration_data_when_given(config: ToyConfig) -> None:
+    """Data unlike the training set's (here: labels right only 70 % of the time) calls for a softer temperature."""
+    plain = read_manifest(train(config.replace(model_version="1.0.0")))["metrics"]
+    x = np.random.default_rng(1).normal(size=(400, 4)).astype(np.float32)
+    label = (x.sum(1) > 0) ^ (np.random.default_rng(2).random(400) < 0.3)
+    unlike = InMemorySource({"x": torch.from_numpy(x), "label": torch.from_numpy(label.astype(np.int64))}, 100,
+                            shuffle=False)  # fmt: skip
+    other = read_manifest(train(config.replace(model_version="2.0.0"), calibration=unlike))["metrics"]
+    assert other["test_accuracy"] == plain["test_accuracy"]  # the same training; only the fit differs
+    assert other["temperature"] > 2 * plain["temperature"]
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["in-memory", "streamed"])

@@ -161,3 +161,15 @@ def test_pen_digits_can_start_from_handwriting_fonts(monkeypatch):
 def test_a_missing_font_fails_before_any_digit_is_drawn(tmp_path):
     with pytest.raises(DataError, match=r"handwriting font 'NoSuchHand.ttf' not found .*apt-get install"):
         pen_digits(MnistConfig(pen_digits=1, handwriting_fonts=("NoSuchHand.ttf",)))
+
+
+def test_calibration_digits_come_from_the_calibration_fonts_alone():
+    try:
+        find_font("Breip.ttf")
+    except DataError as e:
+        pytest.skip(f"handwriting fonts not installed: {e}")
+    source = dataset.font_calibration(MnistConfig(calibration_fonts=("Breip.ttf",)))
+    (batch,) = list(source.batches(0))
+    assert batch["image"].shape == (200, 28, 28) and batch["label"].bincount().tolist() == [20] * 10
+    with pytest.raises(DataError, match=r"handwriting font 'NoSuchHand.ttf' not found"):
+        dataset.font_calibration(MnistConfig(calibration_fonts=("NoSuchHand.ttf",)))

@@ -309,13 +309,14 @@ class Trainer:
     # ---- the loop -------------------------------------------------------------------------------
     def fit(
         self, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any, data: Data, loss: LossFn,
-        inputs: InputsFn, calibration_inputs: InputsFn | None = None,
+        inputs: InputsFn, calibration_inputs: InputsFn | None = None, calibration: BatchSource | None = None,
     ) -> None:  # fmt: skip
         """Train for ``config.epochs``; validate, checkpoint and log each epoch; test and calibrate at the end.
 
-        The temperature is fitted on the validation split through ``calibration_inputs`` (default:
-        ``inputs``): a recipe may pass harder versions of those images, a proxy for the inputs people
-        will bring, so that confidence holds there rather than only on data like the training set's.
+        The temperature is fitted on ``calibration`` (default: the validation split) through
+        ``calibration_inputs`` (default: ``inputs``): a recipe may pass data unlike the training set's
+        (other writers) or harder versions of its images, a proxy for the inputs people will bring, so
+        that confidence holds there rather than only on data like the training set's.
         """
         config, run = self.config, self.run
         model.to(self.device)
@@ -363,7 +364,7 @@ class Trainer:
                     flush=True,
                 )
         self.test = evaluate(model, data.test, inputs, model.labels)
-        self._calibrate(model, data.validation, calibration_inputs or inputs)
+        self._calibrate(model, calibration or data.validation, calibration_inputs or inputs)
 
     def _train_epoch(
         self, net: nn.Module, state: tuple, source: BatchSource, loss_fn: LossFn, epoch: int, start_step: int,
@@ -432,7 +433,7 @@ class Trainer:
             torch.save(checkpoint, tmp)
 
     def _calibrate(self, model: nn.Module, source: BatchSource, inputs: InputsFn) -> None:
-        """Fit a temperature on the validation split so predicted probabilities match accuracy."""
+        """Fit a temperature on ``source`` so predicted probabilities match accuracy."""
         from mlpipes.calibration import expected_calibration_error, fit_temperature
 
         logits, labels = gather_logits(model, source, inputs)

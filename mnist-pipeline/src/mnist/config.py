@@ -66,6 +66,11 @@ class MnistConfig(PipelineConfig):
     augment_translate: float = param(0.06, "augmentation: shift per axis, up to ± this fraction of the size", ge=0)
     augment_elastic: float = param(1.0, "augmentation: std of the smooth elastic displacement, pixels", ge=0)
     augment_thickness: float = param(0.5, "augmentation: pen width, blend towards dilation/erosion", ge=0, le=1)
+    calibration_fonts: tuple[str, ...] = param(
+        (),
+        "handwriting fonts kept out of training: the temperature is fitted on characters drawn from them "
+        "(other writers' hands) instead of on the validation split",
+    )
     calibrate_augmented: bool = param(
         False, "fit the temperature on validation images augmented as above: confidence that holds on unlike data"
     )

@@ -19,8 +19,9 @@ from mlpipes.commands import existing_records
 from mlpipes.download import fetch
 from mlpipes.errors import ConfigError, DataError
 from mlpipes.records import Records, write_records
+from mlpipes.training import InMemorySource
 from mnist.config import MIRROR_ENV, MnistConfig
-from mnist.pen import FONT_SHARE, draw_framed, find_fonts, font_glyph, hand, read_forms
+from mnist.pen import FONT_SHARE, draw_framed, find_fonts, font_characters, font_glyph, hand, read_forms
 
 RAW_FILES = {
     "train-images-idx3-ubyte": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
@@ -112,6 +113,18 @@ def pen_digits(config: MnistConfig) -> tuple[np.ndarray, np.ndarray]:
             images.append(draw_framed(hand(list(form), rng), rng, config.drawing))
             labels.append(digit)
     return np.stack(images), np.array(labels, dtype=np.int64)
+
+
+CALIBRATION_PER_LABEL = 20  # of each case: 1,040 letters, 200 digits
+
+
+def font_calibration(config: MnistConfig) -> InMemorySource:
+    """Characters drawn from ``config.calibration_fonts``, which training never sees: other writers'
+    hands, on which to fit the temperature so that confidence holds for people the data never met."""
+    images, labels = font_characters(
+        find_fonts(config.calibration_fonts), config.labels, CALIBRATION_PER_LABEL, config.drawing, config.seed
+    )
+    return InMemorySource({"image": torch.from_numpy(images), "label": torch.from_numpy(labels)}, 1024, shuffle=False)
 
 
 def batch_inputs(batch: dict[str, torch.Tensor]) -> torch.Tensor:

@@ -273,6 +273,25 @@ def font_glyph(path: Path, char: str) -> tuple[np.ndarray, ...]:
     return tuple(line for line in centre_lines(np.asarray(canvas) > 127) if len(line) > 2)
 
 
+def font_characters(
+    fonts: tuple[Path, ...], labels: tuple[str, ...], per_label: int, drawing: dict, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """``per_label`` of each label (and as many of its capital, for a letter) from ``fonts``, each by its own
+    varied hand and framed like the pad: uint8 ``(N, size, size)`` white on black, and label indices ``(N,)``."""
+    rng = np.random.default_rng([seed, 0xCA1])
+    images, targets = [], []
+    for index, label in enumerate(labels):
+        for char in dict.fromkeys((label, label.upper())):  # "a" and "A"; a digit once
+            drawable = [font for font in fonts if font_glyph(font, char)]
+            if not drawable:
+                raise DataError(f"none of the fonts {', '.join(f.name for f in fonts)} draws {char!r}")
+            for _ in range(per_label):
+                strokes = font_glyph(drawable[rng.integers(len(drawable))], char)
+                images.append(draw_framed(hand(list(strokes), rng), rng, drawing))
+                targets.append(index)
+    return np.stack(images), np.array(targets, dtype=np.int64)
+
+
 @functools.cache
 def find_fonts(names: tuple[str, ...]) -> tuple[Path, ...]:
     """Every font of a config's ``handwriting_fonts``, found (a missing one fails here, before any drawing)."""

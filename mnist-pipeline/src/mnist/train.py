@@ -23,7 +23,7 @@ from mlpipes.training import Trainer
 from mlpipes.weights import read_manifest
 from mnist.augment import Augmentation
 from mnist.config import MnistConfig
-from mnist.dataset import batch_inputs
+from mnist.dataset import batch_inputs, font_calibration
 from mnist.model import mnist_classifier, mnist_parent_features
 
 
@@ -45,6 +45,7 @@ def train_model(config: MnistConfig, resume: bool = False, force: bool = False) 
 
     augment = Augmentation.from_config(config) if config.augment else None  # so drawn digits look familiar
     harder = Augmentation.from_config(config) if config.calibrate_augmented else None
+    calibration = font_calibration(config) if config.calibration_fonts else None  # other writers' hands
     teacher_manifests = [locate(config, teacher).manifest for teacher in config.teachers]  # resolved once
     teachers = [mnist_classifier(config, pretrained=str(m)).to(trainer.device) for m in teacher_manifests]
 
@@ -62,7 +63,10 @@ def train_model(config: MnistConfig, resume: bool = False, force: bool = False) 
     def calibration_inputs(batch: dict[str, torch.Tensor]) -> torch.Tensor:  # seeded: the same every run
         return harder(batch_inputs(batch), config.seed) if harder is not None else batch_inputs(batch)
 
-    trainer.fit(model, optimizer, scheduler, data, loss, inputs=batch_inputs, calibration_inputs=calibration_inputs)
+    trainer.fit(
+        model, optimizer, scheduler, data, loss,
+        inputs=batch_inputs, calibration_inputs=calibration_inputs, calibration=calibration,
+    )  # fmt: skip
     return trainer.save(
         model,
         {"features": model.features, "classifier": model},
