@@ -53,3 +53,17 @@ def test_the_default_head_tells_where_a_stroke_is():
         model.head[-1] = torch.nn.Linear(grid * grid, 10)
         a, b = model(top_left[..., ::4, ::4]), model(bottom_right[..., ::4, ::4])
         assert (not torch.allclose(a, b)) is tells_apart
+
+
+def test_versions_saved_before_the_head_grid_existed_load_with_a_global_average(tmp_path):
+    from mlpipes.weights import save_version
+
+    old = mnist_classifier(MnistConfig(head_grid=1))
+    config = {k: v for k, v in MnistConfig().to_dict().items() if k != "head_grid"}  # as 1.3.0's manifest
+    manifest = save_version(
+        tmp_path, name="mnist", version="1.3.0", state_dicts={"classifier": old.state_dict()}, config=config,
+        metrics={}, dataset_sha256=None, code_version="mnist 0.1.0",
+    )  # fmt: skip
+    model = mnist_classifier(pretrained=str(manifest))
+    assert model.head[-1].in_features == 64
+    torch.testing.assert_close(model.head[-1].weight, old.head[-1].weight)

@@ -127,6 +127,8 @@ def trained_architecture(config: MnistConfig, manifest: dict) -> MnistConfig:
     """``config`` with the channels and head grid the manifest's weights were trained with: weights
     carry their architecture, so a version trained with another head loads under any config."""
     saved = manifest.get("config", {})
+    if saved and "head_grid" not in saved:  # written before the field existed (MNIST ≤ 1.3.0, letters ≤ 1.5.0)
+        saved = {**saved, "head_grid": 1}
     return config.replace(**{key: saved[key] for key in ARCHITECTURE if key in saved})
 
 
