@@ -100,6 +100,22 @@ def test_child_config_gets_its_own_fields_without_new_cli_code(capsys):
     assert "number of letter classes" in capsys.readouterr().out
 
 
+@dataclasses.dataclass(frozen=True)
+class OwnRecipeDemoConfig(ChildDemoConfig):
+    unused = ("augment",)  # its parent's flag, which this child's own code does not read
+
+
+def test_unused_settings_are_not_offered_and_setting_one_is_one_line_naming_it(capsys):
+    with pytest.raises(SystemExit):
+        cli("train", "--help", config_cls=OwnRecipeDemoConfig)
+    shown = capsys.readouterr().out
+    assert "--augment" not in shown and "random shifts" not in shown and "--letters" in shown
+    assert cli("train", config_cls=OwnRecipeDemoConfig) == 0 and seen["config"].augment is False
+    assert cli("train", "--augment", config_cls=OwnRecipeDemoConfig) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "key 'augment': OwnRecipeDemoConfig's code does not read it" in err[0], err
+
+
 def test_bad_flag_value_is_one_line_without_traceback(capsys):
     with pytest.raises(SystemExit) as exit_:
         cli("train", "--batch-size", "big")

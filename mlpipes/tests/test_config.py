@@ -33,6 +33,26 @@ class ChildConfig(TrainConfig):
     letters: int = param(26, "classes")
 
 
+@dataclasses.dataclass(frozen=True)
+class OwnRecipeConfig(TrainConfig):
+    """A child whose own training code never reads its parent's ``shuffle`` or ``sizes``."""
+
+    unused = ("shuffle", "sizes")
+
+
+def test_unused_inherited_fields_are_refused_when_set_and_harmless_at_their_defaults(tmp_path):
+    assert OwnRecipeConfig().shuffle is True
+    assert OwnRecipeConfig(sizes=[16, 32]).sizes == (16, 32)  # the default, however it is spelled
+    with pytest.raises(ConfigError, match=r"key 'shuffle': OwnRecipeConfig's code does not read it .* at True"):
+        OwnRecipeConfig().replace(shuffle=False)
+    with pytest.raises(ConfigError, match="^key 'shuffle'"):
+        OwnRecipeConfig(shuffle=False)
+    (tmp_path / "c.yml").write_text("sizes: [8]\n")
+    with pytest.raises(ConfigError, match=r"c.yml: key 'sizes': .* \(8,\) would be ignored"):
+        OwnRecipeConfig.from_yaml(tmp_path / "c.yml")
+    assert TrainConfig(shuffle=False).shuffle is False  # the parent, whose code reads it, still takes it
+
+
 def test_yaml_overrides_only_the_keys_it_names(tmp_path):
     path = tmp_path / "c.yml"
     path.write_text("batch_size: 64\nsizes: [8, 8, 8]\n")

@@ -135,6 +135,24 @@ def test_the_child_subclasses_the_parents_config_and_depends_on_it(generated):
     assert project["scripts"] == {"toy-shapes": "toy_shapes.__main__:main"}
 
 
+def test_the_child_refuses_the_parents_own_recipe_settings_its_code_would_ignore(generated, tmp_path):
+    """mnist's train.py reads --augment and --teachers; the child's own train.py does not."""
+    paths = [str(generated["child"] / "src"), os.environ.get("PYTHONPATH", "")]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
+
+    def child(*argv: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "toy_shapes", *argv], env=env, capture_output=True, text=True)
+
+    shown = child("train-model", "--help").stdout
+    assert "--learning-rate" in shown and "--freeze-features" in shown  # what its recipe reads
+    assert "--augment" not in shown and "--teachers" not in shown and "--label-smoothing" not in shown
+    for flag, value in (("--augment", "true"), ("--teachers", "a.json"), ("--pen-digits", "10")):
+        refused = child("train-model", flag, value, "--artifact-dir", str(tmp_path))
+        assert refused.returncode == 1 and len(refused.stderr.strip().splitlines()) == 1, refused.stderr
+        assert f"key '{flag[2:].replace('-', '_')}': ToyShapesConfig's code does not read it" in refused.stderr
+    assert not any(tmp_path.iterdir())  # refused before anything was written
+
+
 @pytest.mark.skipif(not RUFF.exists(), reason="ruff is not installed beside this Python")
 def test_generated_code_is_lint_clean(generated, tmp_path):
     tabular_child = tmp_path / "tabular_child"  # a child of a tabular parent: rendered only (none is installed)

@@ -25,6 +25,7 @@ class BreastCancerConfig(PipelineConfig):
     batch_inputs = "breast_cancer.dataset:batch_inputs"
     read_input = "breast_cancer.preprocess:read_input"
     preprocess = "breast_cancer.preprocess:preprocess_rows"
+    recipe_fields = ("test_per_class",)  # read by dataset.py alone: a generated child draws its own split
 
     test_per_class: int = param(57, "cases of each class held out (seeded) as the test split: 114 of 569, 20 %", gt=0)
     validation_samples: int = param(91, "training cases held out (seeded) for validation and calibration: a fifth")

@@ -231,7 +231,8 @@ def _add_command(cmd: argparse.ArgumentParser, spec: _Spec) -> None:
             "a nested setting is --outer.inner)"
         )
         for key, tp, default, help_text in settings(spec.config_cls):
-            _add_setting(group, key, tp, default, help_text)
+            # an unused setting is still parsed, so setting it is refused by name, but it is not offered
+            _add_setting(group, key, tp, default, help_text, hidden=key in getattr(spec.config_cls, "unused", ()))
 
 
 class _Parser(argparse.ArgumentParser):
@@ -257,8 +258,11 @@ class _Parser(argparse.ArgumentParser):
         return super().add_subparsers(**kwargs)
 
 
-def _add_setting(group: argparse._ArgumentGroup, key: str, tp: Any, default: Any, help_text: str) -> None:
+def _add_setting(
+    group: argparse._ArgumentGroup, key: str, tp: Any, default: Any, help_text: str, hidden: bool = False
+) -> None:
     help_line = _help(f"{clean_doc(help_text)} [{type_name(tp)}, default: {_shown(default)!r}]")
+    help_line = argparse.SUPPRESS if hidden else help_line
     dest = f"_set_{key}"
     if tp is bool:
         group.add_argument(

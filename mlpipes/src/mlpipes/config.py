@@ -77,6 +77,9 @@ class Config:
     """
 
     pipeline: ClassVar[str] = "pipeline"
+    # Inherited fields this class's code never reads (a child that replaces its parent's training or
+    # data code): left at their defaults they are harmless, set to anything else they are refused.
+    unused: ClassVar[tuple[str, ...]] = ()
 
     artifact_dir: str = param(
         "", f"datasets, runs and weights go here (default: ${HOME_ENV}/<pipeline> or ~/.mlpipes/<pipeline>)"
@@ -93,6 +96,14 @@ class Config:
         for f in dataclasses.fields(self):
             value = check_field(f, getattr(self, f.name), hints[f.name], f.name, _default_instance(f))
             object.__setattr__(self, f.name, value)
+            if f.name in self.unused:
+                default = check_field(f, _default(f), hints[f.name], f.name, _default_instance(f))
+                if value != default:
+                    raise ConfigError(
+                        f"key '{f.name}': {type(self).__name__}'s code does not read it (its parent's does; this "
+                        f"pipeline replaces that code), so {_show(value)} would be ignored; leave it at "
+                        f"{_show(default)}, or make this pipeline's code use it and drop it from `unused`"
+                    )
 
     # ---- derived values -------------------------------------------------------------------
     @property

@@ -39,6 +39,9 @@ class PipelineConfig(Config):
     batch_inputs: ClassVar[str | Callable[..., Any]] = ""
     read_input: ClassVar[str | Callable[..., Any]] = "mlpipes.commands:read_npy"
     preprocess: ClassVar[str | Callable[..., Any]] = ""
+    # Fields only this pipeline's own data and training code read, not its model or hooks: a child
+    # that brings its own code lists them as ``unused``, so setting one there is refused, not ignored.
+    recipe_fields: ClassVar[tuple[str, ...]] = ()
 
     # data
     dataset_url: str = param("", "dataset records, any fsspec URL (default: <artifacts>/datasets/<pipeline>)")

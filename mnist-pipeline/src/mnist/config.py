@@ -28,6 +28,11 @@ class MnistConfig(PipelineConfig):
     batch_inputs = "mnist.dataset:batch_inputs"
     read_input = "mnist.preprocess:read_image"
     preprocess = "mnist.preprocess:preprocess_images"
+    recipe_fields = (  # read by dataset.py and train.py alone: a generated child's own code ignores them
+        "mirrors", "pen_digits", "handwriting_fonts", "augment", "augment_rotation", "augment_shear",
+        "augment_scale", "augment_translate", "augment_elastic", "augment_thickness", "calibration_fonts",
+        "calibrate_augmented", "warmup_fraction", "label_smoothing", "teachers",
+    )  # fmt: skip
 
     # data
     mirrors: tuple[str, ...] = param(
