@@ -34,3 +34,24 @@ def test_help_lists_parent_and_child_settings():
     for flag in ("--examples-per-class", "--test-per-class", "--tarball", "--batch-size", "--channels", "--resume"):
         assert flag in out
     assert "default: 32]" in " ".join(out.split())  # the child's image size
+
+
+def test_a_generated_child_of_the_letters_refuses_their_own_data_settings_and_keeps_examples_per_class():
+    import dataclasses
+
+    import pytest
+
+    from mlpipes.config import param
+    from mlpipes.errors import ConfigError
+
+    @dataclasses.dataclass(frozen=True)
+    class Grandchild(AsciiLetterConfig):  # what `mlpipes new X --parent ascii_letter` writes, in short
+        unused = AsciiLetterConfig.recipe_fields
+        examples_per_class: int = param(60, "its own dataset.py draws these", gt=0)
+
+    assert set(MnistConfig.recipe_fields) < set(AsciiLetterConfig.recipe_fields)
+    assert Grandchild(examples_per_class=10).examples_per_class == 10
+    for key, value in (("generator", "fonts"), ("tarball", "letters.tar.gz"), ("teachers", ("t.json",))):
+        with pytest.raises(ConfigError, match=f"key '{key}': Grandchild's code does not read it"):
+            Grandchild().replace(**{key: value})
+    assert AsciiLetterConfig(generator="fonts").generator == "fonts"  # the letters themselves read it

@@ -53,6 +53,15 @@ def test_unused_inherited_fields_are_refused_when_set_and_harmless_at_their_defa
     assert TrainConfig(shuffle=False).shuffle is False  # the parent, whose code reads it, still takes it
 
 
+def test_unused_must_name_fields():
+    @dataclasses.dataclass(frozen=True)
+    class Typo(TrainConfig):
+        unused = ("shufle",)
+
+    with pytest.raises(TypeError, match="Typo: unused/recipe_fields name no field shufle"):
+        Typo()
+
+
 def test_yaml_overrides_only_the_keys_it_names(tmp_path):
     path = tmp_path / "c.yml"
     path.write_text("batch_size: 64\nsizes: [8, 8, 8]\n")

@@ -17,6 +17,9 @@ class AsciiLetterConfig(MnistConfig):
     bundled_weights: ClassVar[Path] = Path(__file__).parent / "pretrained"
     pretrained_version: ClassVar[str] = "1.6.0"
     model_factory = "ascii_letter.model:ascii_letter_classifier"
+    # mnist's, plus the letters' own dataset.py settings (examples_per_class stays: a generated
+    # child of this pipeline draws its own examples under that name)
+    recipe_fields = (*MnistConfig.recipe_fields, "test_per_class", "tarball", "generator")
 
     image_size: int = param(32, "height and width of the letter images in pixels")
     head_grid: int = param(

@@ -93,6 +93,10 @@ class Config:
 
     def __post_init__(self) -> None:
         hints = type_hints(type(self))
+        named = (*self.unused, *getattr(self, "recipe_fields", ()))  # PipelineConfig's list of its own
+        strays = set(named) - {f.name for f in dataclasses.fields(self)}
+        if strays:  # a typo in the class, not in the user's settings
+            raise TypeError(f"{type(self).__name__}: unused/recipe_fields name no field {', '.join(sorted(strays))}")
         for f in dataclasses.fields(self):
             value = check_field(f, getattr(self, f.name), hints[f.name], f.name, _default_instance(f))
             object.__setattr__(self, f.name, value)
