@@ -23,7 +23,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -86,10 +86,15 @@ class S3Server:
             config=botocore.config.Config(**config),
         )
 
-    def create_bucket(self, name: str | None = None) -> str:
-        """A new empty bucket (a fresh name unless given); returns its name."""
+    def create_bucket(self, name: str | None = None, timeout: float = 60.0) -> str:
+        """A new empty bucket (a fresh name unless given), writable when this returns; returns its name.
+
+        SeaweedFS gives each bucket its own volumes on the first write; on a busy machine that write
+        can fail with InternalError for a while, so one object round-trips before the bucket is handed out.
+        """
         name = name or f"b{uuid.uuid4().hex[:12]}"
-        self.client().create_bucket(Bucket=name)
+        client = self.client(retries={"max_attempts": 1}, connect_timeout=2, read_timeout=10)
+        _wait_until_writable(client, name, timeout, create=True)
         return name
 
 
@@ -177,7 +182,7 @@ def _weed_process(root: Path, bucket: str, timeout: float) -> Iterator[S3Server]
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=root, start_new_session=True)
     server = S3Server(f"http://127.0.0.1:{ports['s3.port']}", access_key, secret_key, bucket)
     try:
-        _wait_until_writable(server, process, log_path, timeout)
+        _wait_until_serving(server, process, log_path, timeout)
         yield server
     finally:
         # The data is thrown away, so there is nothing to flush: kill at once (a graceful stop takes ~4 s).
@@ -186,27 +191,42 @@ def _weed_process(root: Path, bucket: str, timeout: float) -> Iterator[S3Server]
         process.wait()
 
 
-def _wait_until_writable(server: S3Server, process: subprocess.Popen, log_path: Path, timeout: float) -> None:
+def _wait_until_serving(server: S3Server, process: subprocess.Popen, log_path: Path, timeout: float) -> None:
     """Create the bucket and round-trip an object: the S3 gateway answers before the volume server is ready."""
-    import botocore.exceptions
 
-    client = server.client(retries={"max_attempts": 1}, connect_timeout=2, read_timeout=10)
-    deadline = time.monotonic() + timeout
-    last_error: Exception | None = None
-    while time.monotonic() < deadline:
+    def alive() -> None:
         if process.poll() is not None:
             log = log_path.read_text(errors="replace")
             if "address already in use" in log:
                 raise _PortClash(log[-500:])
             raise RuntimeError(f"weed mini exited with status {process.returncode}; log {log_path}:\n{log[-2000:]}")
+
+    client = server.client(retries={"max_attempts": 1}, connect_timeout=2, read_timeout=10)
+    try:
+        _wait_until_writable(client, server.bucket, timeout, alive, create=True)
+    except TimeoutError as e:
+        raise RuntimeError(f"{e}; log {log_path}") from None
+
+
+def _wait_until_writable(
+    client: Any, bucket: str, timeout: float, alive: Callable[[], None] = lambda: None, create: bool = False
+) -> None:
+    """Put, get and delete one object (creating the bucket first if asked) until it works or ``timeout`` passes."""
+    import botocore.exceptions
+
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        alive()
         try:
-            with contextlib.suppress(client.exceptions.BucketAlreadyOwnedByYou):
-                client.create_bucket(Bucket=server.bucket)
-            client.put_object(Bucket=server.bucket, Key=".ready", Body=b"ok")
-            if client.get_object(Bucket=server.bucket, Key=".ready")["Body"].read() == b"ok":
-                client.delete_object(Bucket=server.bucket, Key=".ready")
+            if create:
+                with contextlib.suppress(client.exceptions.BucketAlreadyOwnedByYou):
+                    client.create_bucket(Bucket=bucket)
+            client.put_object(Bucket=bucket, Key=".ready", Body=b"ok")
+            if client.get_object(Bucket=bucket, Key=".ready")["Body"].read() == b"ok":
+                client.delete_object(Bucket=bucket, Key=".ready")
                 return
         except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as e:
             last_error = e
         time.sleep(0.2)
-    raise RuntimeError(f"SeaweedFS not ready after {timeout:.0f}s ({last_error}); log {log_path}")
+    raise TimeoutError(f"SeaweedFS bucket {bucket!r} not writable after {timeout:.0f}s ({last_error})")
