@@ -39,6 +39,13 @@ def test_a_new_bucket_is_empty_and_already_takes_writes(s3_env: S3Server) -> Non
     client.put_object(Bucket=bucket, Key="first", Body=b"x")
 
 
+def test_many_fresh_buckets_all_take_writes(s3_env: S3Server) -> None:
+    """Each bucket takes a volume; SeaweedFS's default cap (free disk / volume size) ran out at 18 on a full disk."""
+    client = s3_env.client()
+    for _ in range(30):
+        client.put_object(Bucket=s3_env.create_bucket(timeout=15), Key="x", Body=b"x")
+
+
 class _Flaky:
     """A client whose puts fail with InternalError ``failures`` times (as a fresh SeaweedFS bucket's can)."""
 

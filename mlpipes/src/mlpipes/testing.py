@@ -176,6 +176,10 @@ def _weed_process(root: Path, bucket: str, timeout: float) -> Iterator[S3Server]
         "-s3.port.lance=0",
         "-master.telemetry=false",
         "-s3.autoCreateBucket=false",  # like AWS: writing to a missing bucket fails
+        # Each bucket written to takes a volume of its own, and by default the volume count is capped
+        # at free disk / volume size (18 buckets on a 20 GB-free disk). Volumes are not preallocated,
+        # so a fixed, high cap costs no disk and keeps the server the same on every machine.
+        "-volume.max=1000",
     ]
     log_path = root / "weed.log"
     with open(log_path, "wb") as log:
