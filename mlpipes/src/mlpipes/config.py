@@ -93,10 +93,7 @@ class Config:
 
     def __post_init__(self) -> None:
         hints = type_hints(type(self))
-        named = (*self.unused, *getattr(self, "recipe_fields", ()))  # PipelineConfig's list of its own
-        strays = set(named) - {f.name for f in dataclasses.fields(self)}
-        if strays:  # a typo in the class, not in the user's settings
-            raise TypeError(f"{type(self).__name__}: unused/recipe_fields name no field {', '.join(sorted(strays))}")
+        require_fields(self, self.unused)
         for f in dataclasses.fields(self):
             value = check_field(f, getattr(self, f.name), hints[f.name], f.name, _default_instance(f))
             object.__setattr__(self, f.name, value)
@@ -160,6 +157,13 @@ class Config:
     def describe(cls) -> list[tuple[str, Any, Any, str]]:
         """(name, type, default, help) for every field, in declaration order."""
         return describe(cls)
+
+
+def require_fields(config: Any, names: tuple[str, ...]) -> None:
+    """``names`` (a class's ``unused`` or ``recipe_fields``) are all fields: a typo there is the class's bug."""
+    strays = set(names) - {f.name for f in dataclasses.fields(config)}
+    if strays:
+        raise TypeError(f"{type(config).__name__}: unused/recipe_fields name no field {', '.join(sorted(strays))}")
 
 
 def describe(cls: type) -> list[tuple[str, Any, Any, str]]:

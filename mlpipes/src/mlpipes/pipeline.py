@@ -24,7 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from mlpipes.config import Config, param
+from mlpipes.config import Config, param, require_fields
 from mlpipes.errors import ConfigError
 
 
@@ -73,6 +73,7 @@ class PipelineConfig(Config):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        require_fields(self, self.recipe_fields)
         if self.train_samples and self.validation_samples >= self.train_samples:
             raise ConfigError(
                 f"key 'validation_samples': {self.validation_samples} leaves no training data of {self.train_samples}"
