@@ -30,8 +30,8 @@ def test_the_child_starts_from_mnist_features_with_a_new_head():
 
 
 def test_weights_bring_their_own_head():
-    """The default head reads all 8×8 positions; the bundled recipe averages globally, and loads anyway."""
-    assert ascii_letter_classifier().head[-1].in_features == 64 * 8 * 8
+    """The default head averages the 8×8 maps over 4×4 cells; the bundled recipe averages globally, and loads anyway."""
+    assert ascii_letter_classifier().head[-1].in_features == 64 * 4 * 4
     assert read_manifest(bundled(AsciiLetterConfig()))["config"]["head_grid"] == 1
     model = ascii_letter_classifier(pretrained=True)
     assert model.head[-1].in_features == 64 and model.predict(torch.zeros(1, 32, 32)).shape == (1, 26)
