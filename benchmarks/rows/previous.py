@@ -10,6 +10,7 @@ new / old of each round cancels most of the machine's load, and the row reports 
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -20,14 +21,19 @@ from benchmarks.bench import Bench
 from benchmarks.registry import Metric, NotAvailable, Target, row
 from benchmarks.rows.web import REPO, WEB
 from benchmarks.timing import median, time_per_call
-from mlpipes.weights import find_versions, read_manifest
+from mlpipes.errors import UserError
+from mlpipes.weights import find_versions, parse_manifest, read_manifest, version_key
 
-# Same-graph pairs measured this way read 0.995-1.008 (docs/benchmarks.md): no slower, within that noise.
+# Letters 1.6.0 / 1.5.0, the same graph, read 0.986-1.00 in this row (docs/benchmarks.md): 2 % is its noise.
 NO_SLOWER = 1.02
 
 
 def git(repo: Path, *args: str) -> bytes:
-    done = subprocess.run(["git", "-C", str(repo), *args], capture_output=True)
+    """What ``git -C repo ARGS`` prints; NotAvailable, naming the command, where git or the history is missing."""
+    try:
+        done = subprocess.run(["git", "-C", str(repo), *args], capture_output=True)
+    except FileNotFoundError:
+        raise NotAvailable("no git on PATH: this row reads the previous weights from git history") from None
     if done.returncode != 0:
         why = done.stderr.decode(errors="replace").strip() or f"exit {done.returncode}"
         raise NotAvailable(f"git {args[0]} in {repo} failed ({why}): this row needs a git clone with history")
@@ -35,26 +41,53 @@ def git(repo: Path, *args: str) -> bytes:
 
 
 def previous_bundled(folder: Path, pipeline: str, into: Path, repo: Path = REPO) -> Path:
-    """The manifest, with its weight files, of the version bundled in ``folder`` before the current
-    one: written under ``into`` from the git history of ``repo``."""
-    current = find_versions(folder, pipeline)[-1].name
-    relative = folder.resolve().relative_to(repo.resolve()).as_posix()
-    for line in git(repo, "log", "--format=%H %P", "--", relative).decode().splitlines():
-        commit, *parents = line.split()
-        if not parents:  # the first commit: nothing before it
-            break
-        before = f"{commit}^"  # the tree this commit changed
-        names = git(repo, "ls-tree", "--name-only", before, f"{relative}/").decode().split()
-        manifests = [n for n in names if n.endswith(".json") and Path(n).name != current]
-        if manifests:
-            for name in names:
-                (into / Path(name).name).write_bytes(git(repo, "show", f"{before}:{name}"))
-            (manifest,) = find_versions(into, pipeline)  # checked like any manifest: name, version, format
-            return manifest
-    raise NotAvailable(f"no earlier version of {relative} in git history (a shallow clone?)")
+    """The newest version older than the one bundled in ``folder`` that git history held there, its
+    manifest and weight files written under ``into``. HEAD is looked at first, so weights not yet
+    committed are compared with the committed ones."""
+    bundled = find_versions(folder, pipeline)
+    if not bundled:
+        raise NotAvailable(f"{folder}: no {pipeline} weights bundled")
+    current = read_manifest(bundled[-1])["version"]
+    top = Path(git(repo, "rev-parse", "--show-toplevel").decode().strip())
+    try:
+        relative = folder.resolve().relative_to(top.resolve()).as_posix()
+    except ValueError:
+        raise NotAvailable(f"{folder} is not inside the git clone {top} (installed without pip -e?)") from None
+    log = git(top, "log", "--topo-order", "--format=%H %P", "--", relative).decode().splitlines()
+    trees = ["HEAD"] + [f"{line.split()[0]}^" for line in log if len(line.split()) > 1]  # what each commit changed
+    for tree in trees:
+        names = [n for n in git(top, "ls-tree", "-z", "--name-only", tree, f"{relative}/").decode().split("\0") if n]
+        older = [(version_key(m["version"]), name, m) for name, m in manifests_in(top, tree, names, pipeline)
+                 if version_key(m["version"]) < version_key(current)]  # fmt: skip
+        if older:
+            _, name, manifest = max(older, key=lambda found: found[0])
+            for entry in manifest["files"].values():
+                (into / entry["file"]).write_bytes(git(top, "show", f"{tree}:{relative}/{entry['file']}"))
+            (into / Path(name).name).write_bytes(git(top, "show", f"{tree}:{name}"))
+            return into / Path(name).name
+    shallow = git(top, "rev-parse", "--is-shallow-repository").decode().strip() == "true"
+    hint = ": a shallow clone (git fetch --unshallow)" if shallow else ""
+    raise NotAvailable(f"no {pipeline} version older than {current} in the git history of {relative}{hint}")
 
 
-def alternating(rounds: int, measure_old, measure_new) -> tuple[list[float], list[float]]:
+def manifests_in(top: Path, tree: str, names: list[str], pipeline: str) -> list[tuple[str, dict]]:
+    """The valid ``pipeline`` manifests among ``names`` in ``tree``, each with its path there."""
+    found = []
+    for name in names:
+        if not (Path(name).name.startswith(f"{pipeline}-") and name.endswith(".json")):
+            continue
+        try:
+            manifest = parse_manifest(git(top, "show", f"{tree}:{name}"), f"{tree}:{name}")
+        except UserError:
+            continue
+        if manifest["name"] == pipeline:
+            found.append((name, manifest))
+    return found
+
+
+def alternating(
+    rounds: int, measure_old: Callable[[], float], measure_new: Callable[[], float]
+) -> tuple[list[float], list[float]]:
     """``rounds`` measurements of each, the order swapped every round."""
     old, new = [], []
     for r in range(rounds):
@@ -99,25 +132,52 @@ def letter_config(bench: Bench) -> Any:
 def weights_vs_previous(bench: Bench) -> list[Metric]:
     import mnist
 
-    metrics = compare(bench, bench.config("onnx"), mnist)
+    pairs = [(mnist, lambda: bench.config("onnx"))]
     try:
         import ascii_letter
+
+        pairs.append((ascii_letter, lambda: letter_config(bench)))
     except ImportError:
-        return metrics
-    return metrics + compare(bench, letter_config(bench), ascii_letter)
+        pass
+    metrics = []
+    for package, config in pairs:
+        try:
+            metrics += compare(bench, config(), package)
+        except NotAvailable as why:  # one pipeline without history leaves the others measured
+            bench.details[package.__name__] = f"not available: {why}"
+    if not metrics:
+        raise NotAvailable("; ".join(str(v) for v in bench.details.values()))
+    return metrics
 
 
 def compare(bench: Bench, config: Any, package: ModuleType) -> list[Metric]:
     """The version bundled in ``package`` against the one before it: ONNX Runtime, then the page."""
-    from mlpipes.commands import onnx_classifier
-
     pipeline, folder = config.pipeline, Path(package.__file__).parent / "pretrained"
-    current = find_versions(folder, pipeline)[-1]
     before = previous_bundled(folder, pipeline, bench.fresh_dir(f"{pipeline}-git"))
+    current = find_versions(folder, pipeline)[-1]
+    versions = [read_manifest(before)["version"], read_manifest(current)["version"]]
+    name = f"{pipeline} {versions[1]} / {versions[0]}"
     old_config = exported(bench, config, before, f"{pipeline}-old")
     new_config = exported(bench, config, current, f"{pipeline}-new")
+    old, new = onnx_microseconds(bench, old_config, new_config)
+    details = bench.details[pipeline] = {"versions": versions, "onnx_us_old": old, "onnx_us_new": new}
+    metrics = [
+        Metric(f"{name}: ONNX batch-1 predict()", median(ratios(old, new)), "x", Target("<=", NO_SLOWER),
+               ratios(old, new)),
+        Metric(f"{pipeline} {versions[1]}: ONNX batch-1 predict()", median(new), "us", None, new),
+    ]  # fmt: skip
+    page = page_ratios(bench, pipeline, versions, old_config, new_config, details)
+    if page is not None:
+        metrics.append(Metric(f"{name}: page, per drawing", median(page), "x", Target("<=", NO_SLOWER), page))
+    return metrics
+
+
+def onnx_microseconds(bench: Bench, old_config: Any, new_config: Any) -> tuple[list[float], list[float]]:
+    """Microseconds per batch-1 ``predict()`` of each export on a 1-thread session, rounds alternating."""
+    from mlpipes.commands import onnx_classifier
+
     old_model, new_model = onnx_classifier(old_config, threads=1), onnx_classifier(new_config, threads=1)
-    size = config.image_size
+    size = new_config.image_size
     image = np.random.default_rng(0).integers(0, 256, (1, size, size), dtype=np.uint8)  # as a user passes one
 
     def microseconds(model: Any, warmup: int = 0) -> float:
@@ -125,21 +185,8 @@ def compare(bench: Bench, config: Any, package: ModuleType) -> list[Metric]:
 
     microseconds(old_model, warmup=500)  # both sessions warm before the first round
     microseconds(new_model, warmup=500)
-    old, new = alternating(bench.repeats(full=30, quick=8), lambda: microseconds(old_model),
-                           lambda: microseconds(new_model))  # fmt: skip
-    new_version = read_manifest(current)["version"]
-    versions = f"{new_version} / {read_manifest(before)['version']}"
-    details = bench.details.setdefault(pipeline, {"versions": versions, "onnx_us_old": old, "onnx_us_new": new})
-    metrics = [
-        Metric(f"{pipeline} {versions}: ONNX batch-1 predict()", median(ratios(old, new)), "x",
-               Target("<=", NO_SLOWER), ratios(old, new)),
-        Metric(f"{pipeline} {new_version}: ONNX batch-1 predict()", median(new), "us", None, new),
-    ]  # fmt: skip
-    page = page_ratios(bench, pipeline, old_config, new_config, details)
-    if page is not None:
-        metrics.append(Metric(f"{pipeline} {versions}: page, per drawing", median(page), "x",
-                              Target("<=", NO_SLOWER), page))  # fmt: skip
-    return metrics
+    return alternating(bench.repeats(full=30, quick=8), lambda: microseconds(old_model),
+                       lambda: microseconds(new_model))  # fmt: skip
 
 
 # Both versions in one page, so they share the browser, the wasm runtime and its JIT; a fresh browser
@@ -159,19 +206,24 @@ PAGE_ROUNDS = """async ([pipeline, runs, rounds]) => {
 }"""
 
 
-def page_ratios(bench: Bench, pipeline: str, old_config: Any, new_config: Any, details: dict) -> list[float] | None:
-    """Per-round new / old of the page's median time per drawing, or None without a browser."""
+def page_ratios(
+    bench: Bench, pipeline: str, versions: list[str], old_config: Any, new_config: Any, details: dict
+) -> list[float] | None:
+    """Per-round new / old of the page's median time per drawing, or None (the reason in ``details``)."""
+    from mlpipes.browser import chromium, chromium_path, open_app
+    from mlpipes.serve import make_server, serve_in_thread
+
     try:
-        from mlpipes.browser import chromium, chromium_path, open_app
-        from mlpipes.serve import make_server, serve_in_thread
+        import playwright  # noqa: F401
     except ImportError:
+        details["page"] = "not measured: the playwright package is not installed (requirements-dev.txt)"
         return None
     if chromium_path() is None or not any((WEB / "vendor").glob("ort*.mjs")):
         details["page"] = "not measured: no Chromium, or ONNX Runtime Web not vendored (make web)"
         return None
     server = make_server(WEB, [old_config.weights_dir, new_config.weights_dir], port=0)
-    serve_in_thread(server)
     try:
+        serve_in_thread(server)
         with chromium() as context:
             page = open_app(context, f"http://127.0.0.1:{server.server_address[1]}/?threads=1")
             runs, rounds = bench.repeats(full=1000, quick=300), bench.repeats(full=10, quick=4)
@@ -179,5 +231,7 @@ def page_ratios(bench: Bench, pipeline: str, old_config: Any, new_config: Any, d
     finally:
         server.shutdown()
         server.server_close()
-    details.update(page_versions=measured["versions"], page_ms_old=measured["old"], page_ms_new=measured["new"])
+    if measured["versions"] != versions:  # the page orders by version: old and new must be what we exported
+        raise RuntimeError(f"{pipeline}: the page served versions {measured['versions']}, expected {versions}")
+    details.update(page_ms_old=measured["old"], page_ms_new=measured["new"])
     return ratios(measured["old"], measured["new"])

@@ -23,7 +23,7 @@ class AsciiLetterConfig(MnistConfig):
 
     image_size: int = param(32, "height and width of the letter images in pixels")
     head_grid: int = param(
-        4, "the head averages the 8x8 feature maps over a grid this many cells a side (8: every position)", ge=1
+        4, "the head averages the feature maps (image size / 4 a side) over a grid this many cells a side", ge=1
     )
     validation_samples: int = param(0, "training examples held out for validation (0: validate on the test split)")
     examples_per_class: int = param(100, "images per letter that make-raw-data renders")
