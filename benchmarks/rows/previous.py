@@ -2,7 +2,7 @@
 
 Issue 11 asks that new weights cost users no time where they wait: batch-1 ``predict()`` on ONNX
 Runtime and the page's time per drawing. The version a bundled one replaced is read from git
-history (the last commit whose pretrained folder held another version), both are exported, and
+history (the newest older version that HEAD or an earlier commit held there), both are exported, and
 they are timed in the same run, interleaved, with the order alternating each round: the ratio
 new / old of each round cancels most of the machine's load, and the row reports their median.
 """
@@ -19,7 +19,7 @@ import numpy as np
 
 from benchmarks.bench import Bench
 from benchmarks.registry import Metric, NotAvailable, Target, row
-from benchmarks.rows.web import REPO, WEB
+from benchmarks.rows.web import REPO, WEB, browser_missing
 from benchmarks.timing import median, time_per_call
 from mlpipes.errors import UserError
 from mlpipes.weights import find_versions, parse_manifest, read_manifest, version_key
@@ -161,9 +161,9 @@ def compare(bench: Bench, config: Any, package: ModuleType) -> list[Metric]:
     new_config = exported(bench, config, current, f"{pipeline}-new")
     old, new = onnx_microseconds(bench, old_config, new_config)
     details = bench.details[pipeline] = {"versions": versions, "onnx_us_old": old, "onnx_us_new": new}
+    onnx = ratios(old, new)
     metrics = [
-        Metric(f"{name}: ONNX batch-1 predict()", median(ratios(old, new)), "x", Target("<=", NO_SLOWER),
-               ratios(old, new)),
+        Metric(f"{name}: ONNX batch-1 predict()", median(onnx), "x", Target("<=", NO_SLOWER), onnx),
         Metric(f"{pipeline} {versions[1]}: ONNX batch-1 predict()", median(new), "us", None, new),
     ]  # fmt: skip
     page = page_ratios(bench, pipeline, versions, old_config, new_config, details)
@@ -210,27 +210,15 @@ def page_ratios(
     bench: Bench, pipeline: str, versions: list[str], old_config: Any, new_config: Any, details: dict
 ) -> list[float] | None:
     """Per-round new / old of the page's median time per drawing, or None (the reason in ``details``)."""
-    from mlpipes.browser import chromium, chromium_path, open_app
-    from mlpipes.serve import make_server, serve_in_thread
+    missing = browser_missing()
+    if missing:
+        details["page"] = f"not measured: {missing}"
+        return None
+    from mlpipes.browser import served_app
 
-    try:
-        import playwright  # noqa: F401
-    except ImportError:
-        details["page"] = "not measured: the playwright package is not installed (requirements-dev.txt)"
-        return None
-    if chromium_path() is None or not any((WEB / "vendor").glob("ort*.mjs")):
-        details["page"] = "not measured: no Chromium, or ONNX Runtime Web not vendored (make web)"
-        return None
-    server = make_server(WEB, [old_config.weights_dir, new_config.weights_dir], port=0)
-    try:
-        serve_in_thread(server)
-        with chromium() as context:
-            page = open_app(context, f"http://127.0.0.1:{server.server_address[1]}/?threads=1")
-            runs, rounds = bench.repeats(full=1000, quick=300), bench.repeats(full=10, quick=4)
-            measured = page.evaluate(PAGE_ROUNDS, [pipeline, runs, rounds])
-    finally:
-        server.shutdown()
-        server.server_close()
+    runs, rounds = bench.repeats(full=1000, quick=300), bench.repeats(full=10, quick=4)
+    with served_app(WEB, [old_config.weights_dir, new_config.weights_dir]) as page:
+        measured = page.evaluate(PAGE_ROUNDS, [pipeline, runs, rounds])
     if measured["versions"] != versions:  # the page orders by version: old and new must be what we exported
         raise RuntimeError(f"{pipeline}: the page served versions {measured['versions']}, expected {versions}")
     details.update(page_ms_old=measured["old"], page_ms_new=measured["new"])

@@ -17,23 +17,32 @@ REPO = Path(__file__).resolve().parents[2]
 WEB = REPO / "web"
 
 
-@row("browser", "browser: ORT-web wasm in headless chromium", "per image <= 0.3 ms; model load <= 0.5 s")
-def browser(bench: Bench) -> list[Metric]:
+def browser_missing() -> str | None:
+    """Why the web app cannot be benchmarked here, or None when everything it needs is installed."""
     try:
-        from mlpipes.browser import chromium_path, page_benchmark
-        from mlpipes.commands import export_onnx
+        from mlpipes.browser import chromium_path
     except ImportError as e:
-        raise NotAvailable(f"web app driver not importable ({e}); it comes with issue 5 (branch web)") from None
+        return f"web app driver not importable ({e}); it comes with issue 5 (branch web)"
     if not (WEB / "index.html").exists():
-        raise NotAvailable("no web app in web/: it comes with issue 5 (branch web)")
+        return "no web app in web/: it comes with issue 5 (branch web)"
     if not any((WEB / "vendor").glob("ort*.mjs")):
-        raise NotAvailable("ONNX Runtime Web is not vendored into web/vendor: run `make web`")
+        return "ONNX Runtime Web is not vendored into web/vendor: run `make web`"
     if chromium_path() is None:
-        raise NotAvailable("no Chromium: apt-get install -y chromium (or set $MLPIPES_CHROMIUM)")
+        return "no Chromium: apt-get install -y chromium (or set $MLPIPES_CHROMIUM)"
     try:
         import playwright  # noqa: F401
     except ImportError:
-        raise NotAvailable("the playwright package is not installed (requirements-dev.txt)") from None
+        return "the playwright package is not installed (requirements-dev.txt)"
+    return None
+
+
+@row("browser", "browser: ORT-web wasm in headless chromium", "per image <= 0.3 ms; model load <= 0.5 s")
+def browser(bench: Bench) -> list[Metric]:
+    missing = browser_missing()
+    if missing:
+        raise NotAvailable(missing)
+    from mlpipes.browser import page_benchmark
+    from mlpipes.commands import export_onnx
 
     config = bench.config("browser")
     export_onnx(config, weights="pretrained")

@@ -85,19 +85,23 @@ def page_benchmark(
     Serves ``root`` with ``models`` on a free loopback port, opens it in headless Chromium and
     calls ``app.benchmark(pipeline, {runs})`` (``runs`` single-image predictions after warm-up).
     """
+    with served_app(root, models, threads) as page:
+        pipelines = page.evaluate("Object.keys(window.app.state.models)")
+        return [
+            page.evaluate("([p, runs]) => window.app.benchmark(p, {runs})", [pipeline, runs]) for pipeline in pipelines
+        ]
+
+
+@contextlib.contextmanager
+def served_app(root: str | os.PathLike, models: Sequence[str | os.PathLike] = (), threads: int = 1) -> Iterator[Any]:
+    """The web app in ``root`` with ``models``, served on a free loopback port and open in headless Chromium."""
     from mlpipes.serve import make_server, serve_in_thread
 
     server = make_server(root, models, port=0)
-    serve_in_thread(server)
+    serve_in_thread(server)  # before the try: shutdown() waits for a serving loop, so it needs one running
     try:
-        url = f"http://127.0.0.1:{server.server_address[1]}/?threads={threads}"
         with chromium() as context:
-            page = open_app(context, url)
-            pipelines = page.evaluate("Object.keys(window.app.state.models)")
-            return [
-                page.evaluate("([p, runs]) => window.app.benchmark(p, {runs})", [pipeline, runs])
-                for pipeline in pipelines
-            ]
+            yield open_app(context, f"http://127.0.0.1:{server.server_address[1]}/?threads={threads}")
     finally:
         server.shutdown()
         server.server_close()
