@@ -106,7 +106,9 @@ def test_bundled_letter_weights_on_the_generated_test_split(bundled_letter_confi
     assert len(images) == 520
     model = ascii_letter_classifier(pretrained=True)
     source = InMemorySource({"image": images[:, 0], "label": labels}, 1000, shuffle=False)
-    assert evaluate(model, source, batch_inputs, model.labels)["accuracy"] >= 0.95 - 1e-6  # 494 of 520 in float32
+    accuracy = evaluate(model, source, batch_inputs, model.labels)["accuracy"]
     manifest = read_manifest(bundled(AsciiLetterConfig()))
+    assert accuracy == pytest.approx(manifest["metrics"]["test_accuracy"], abs=1e-6)  # what the manifest claims
+    assert accuracy >= 0.94  # 493 of 520 (1.7.0): the distorted training batches trade generated letters for real ones
     assert manifest["parent"]["sha256"] == json.loads(MNIST_MANIFEST.read_text())["files"]["features"]["sha256"]
     assert manifest["dataset_sha256"] == Records.open(letter_config.records_url).sha256

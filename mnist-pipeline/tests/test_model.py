@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from mnist import MnistConfig, mnist_classifier, mnist_features
-from mnist.model import GridPool
+from mnist.model import GridPool, uniform_windows
 
 
 @pytest.mark.parametrize("size", [28, 32, 64])
@@ -37,8 +37,16 @@ def test_grid_pool_passes_maps_of_its_size_and_averages_others():
     maps = torch.rand(2, 4, 7, 7)
     assert GridPool(7)(maps) is maps
     np.testing.assert_allclose(GridPool(2)(torch.rand(2, 4, 8, 8)).shape, (2, 4, 2, 2))
-    big = torch.rand(2, 4, 16, 16)
-    torch.testing.assert_close(GridPool(7)(big), torch.nn.functional.adaptive_avg_pool2d(big, 7))
+    for height, width, grid in [(16, 16, 7), (7, 7, 3), (7, 7, 2), (8, 8, 4), (7, 7, 4), (9, 7, 1), (7, 9, 3)]:
+        maps = torch.rand(2, 4, height, width)
+        torch.testing.assert_close(GridPool(grid)(maps), torch.nn.functional.adaptive_avg_pool2d(maps, grid))
+
+
+def test_evenly_spaced_cells_run_as_a_plain_average_pool():
+    """Adaptive pooling exports as a plain AveragePool only where its windows are equal and evenly spaced."""
+    assert uniform_windows(7, 3) == (3, 2) and uniform_windows(7, 2) == (4, 3) and uniform_windows(8, 4) == (2, 2)
+    assert uniform_windows(7, 4) is None  # windows 2, 3, 3 and 2 wide
+    assert uniform_windows(7, 1) == (7, 7)
 
 
 def test_the_default_head_tells_where_a_stroke_is():

@@ -53,6 +53,21 @@ def test_export_records_onnx_in_the_versions_manifest(exported, capsys):
         assert sha256_file(file) == manifest["files"][role]["sha256"]
 
 
+def test_the_bundled_head_exports_as_one_average_pool_and_a_small_product(exported):
+    """Where users wait (batch 1), the head costs what 1.3.0's global average did: its 3×3 cells are one
+    plain AveragePool (3-wide windows every 2) before a 576 × 10 product, not a 3,136 × 10 one."""
+    import onnx
+
+    manifest = read_manifest(exported.weights_dir / f"mnist-{MnistConfig.pretrained_version}.json")
+    graph = onnx.load(exported.weights_dir / manifest["files"]["onnx"]["file"]).graph
+    pool, reshape, gemm = graph.node[-3:]
+    assert (pool.op_type, reshape.op_type, gemm.op_type) == ("AveragePool", "Reshape", "Gemm")
+    attributes = {a.name: list(a.ints) for a in pool.attribute}
+    assert attributes["kernel_shape"] == [3, 3] and attributes["strides"] == [2, 2]
+    weight = next(t for t in graph.initializer if t.name == gemm.input[1])
+    assert sorted(weight.dims) == [10, 64 * 3 * 3]
+
+
 def test_onnx_metadata_is_the_preprocessing_contract(exported):
     clf = onnx_classifier(exported)
     meta = clf.metadata

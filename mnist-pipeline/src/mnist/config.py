@@ -23,7 +23,7 @@ MIRROR_ENV = "MNIST_MIRROR"
 class MnistConfig(PipelineConfig):
     pipeline = "mnist"
     bundled_weights: ClassVar[Path] = Path(__file__).parent / "pretrained"
-    pretrained_version: ClassVar[str] = "1.4.0"
+    pretrained_version: ClassVar[str] = "1.5.0"
     model_factory = "mnist.model:mnist_classifier"
     batch_inputs = "mnist.dataset:batch_inputs"
     read_input = "mnist.preprocess:read_image"
@@ -56,7 +56,7 @@ class MnistConfig(PipelineConfig):
     # model
     channels: tuple[int, ...] = param((16, 32, 64, 64), "output channels of the feature extractor's conv blocks", gt=0)
     head_grid: int = param(
-        7, "the head averages the feature maps over a grid this many cells a side (1: one global average)", ge=1
+        3, "the head averages the feature maps over a grid this many cells a side (1: one global average)", ge=1
     )
     pretrained_features: bool | str = param(
         False, "start from published feature weights: false, true (the bundled ones) or a registry URL"

@@ -2,9 +2,9 @@
 
 ``mnist_features`` is fully convolutional, so it takes any image of 28 pixels or more and can
 be reused by other pipelines (the letter pipeline starts from it). The head averages the feature
-maps over a small grid (7×7 for a 28-pixel digit: every position) and maps that to class logits,
-so it knows *where* a stroke is: a flat-topped 3 and a 5 differ in which end of the bar the
-stroke below it leaves from.
+maps over a small grid (3×3 overlapping cells of a 28-pixel digit's 7×7 maps) and maps that to
+class logits, so it knows *where* a stroke is: a flat-topped 3 and a 5 differ in which end of the
+bar the stroke below it leaves from.
 """
 
 from __future__ import annotations
@@ -41,9 +41,23 @@ def mnist_features(channels: tuple[int, ...] = (16, 32, 64, 64)) -> nn.Sequentia
     return nn.Sequential(*layers)
 
 
+def uniform_windows(size: int, cells: int) -> tuple[int, int] | None:
+    """(kernel, stride) when adaptive pooling of ``size`` into ``cells`` uses equal, evenly spaced
+    windows (7 into 3: 3 wide, every 2), else None."""
+    starts = [i * size // cells for i in range(cells)]
+    ends = [-(-(i + 1) * size // cells) for i in range(cells)]
+    kernel, stride = ends[0] - starts[0], (starts[1] - starts[0] if cells > 1 else size)
+    if all(e - s == kernel for s, e in zip(starts, ends)) and starts == list(range(0, stride * cells, stride)):
+        return kernel, stride
+    return None
+
+
 class GridPool(nn.Module):
-    """Average feature maps over a ``grid``×``grid`` grid; maps already that size pass as they are
-    (an exported graph then holds no pooling op at all)."""
+    """Average feature maps over a ``grid``×``grid`` grid, as adaptive average pooling does.
+
+    Maps already that size pass as they are, and evenly spaced windows run as a plain average pool,
+    so an exported graph holds one cheap op or none (7×7 maps into 3×3 cells: 3-wide windows every 2).
+    """
 
     def __init__(self, grid: int):
         super().__init__()
@@ -52,6 +66,9 @@ class GridPool(nn.Module):
     def forward(self, maps: torch.Tensor) -> torch.Tensor:
         if maps.shape[-2:] == (self.grid, self.grid):
             return maps
+        rows, columns = (uniform_windows(size, self.grid) for size in maps.shape[-2:])
+        if rows and columns:
+            return nn.functional.avg_pool2d(maps, (rows[0], columns[0]), (rows[1], columns[1]))
         return nn.functional.adaptive_avg_pool2d(maps, self.grid)
 
 
