@@ -37,16 +37,28 @@ def test_grid_pool_passes_maps_of_its_size_and_averages_others():
     maps = torch.rand(2, 4, 7, 7)
     assert GridPool(7)(maps) is maps
     np.testing.assert_allclose(GridPool(2)(torch.rand(2, 4, 8, 8)).shape, (2, 4, 2, 2))
-    for height, width, grid in [(16, 16, 7), (7, 7, 3), (7, 7, 2), (8, 8, 4), (7, 7, 4), (9, 7, 1), (7, 9, 3)]:
+    shapes = [(16, 16, 7), (7, 7, 3), (7, 7, 2), (8, 8, 4), (7, 7, 4), (10, 10, 4), (9, 7, 1), (7, 9, 3)]
+    shapes += [(7, 7, 14), (2, 3, 4)]  # more cells than positions
+    for height, width, grid in shapes:
         maps = torch.rand(2, 4, height, width)
         torch.testing.assert_close(GridPool(grid)(maps), torch.nn.functional.adaptive_avg_pool2d(maps, grid))
 
 
-def test_evenly_spaced_cells_run_as_a_plain_average_pool():
-    """Adaptive pooling exports as a plain AveragePool only where its windows are equal and evenly spaced."""
+def test_evenly_spaced_cells_run_as_a_plain_average_pool(monkeypatch):
+    """Only equal, evenly spaced windows become a plain average pool (one AveragePool op when exported)."""
     assert uniform_windows(7, 3) == (3, 2) and uniform_windows(7, 2) == (4, 3) and uniform_windows(8, 4) == (2, 2)
-    assert uniform_windows(7, 4) is None  # windows 2, 3, 3 and 2 wide
     assert uniform_windows(7, 1) == (7, 7)
+    assert uniform_windows(7, 4) is None  # windows 2, 3, 3 and 2 wide
+    assert uniform_windows(10, 4) is None  # all 3 wide, but starting at 0, 2, 5 and 7
+    assert uniform_windows(7, 14) is None  # more cells than positions: adaptive pooling repeats values
+    maps = torch.rand(2, 4, 7, 7)
+    expected = torch.nn.functional.adaptive_avg_pool2d(maps, 3)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("adaptive pooling called for evenly spaced windows")
+
+    monkeypatch.setattr(torch.nn.functional, "adaptive_avg_pool2d", refuse)
+    torch.testing.assert_close(GridPool(3)(maps), expected)
 
 
 def test_the_default_head_tells_where_a_stroke_is():

@@ -9,6 +9,8 @@ bar the stroke below it leaves from.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import torch
 from torch import nn
@@ -41,13 +43,17 @@ def mnist_features(channels: tuple[int, ...] = (16, 32, 64, 64)) -> nn.Sequentia
     return nn.Sequential(*layers)
 
 
+@functools.cache
 def uniform_windows(size: int, cells: int) -> tuple[int, int] | None:
     """(kernel, stride) when adaptive pooling of ``size`` into ``cells`` uses equal, evenly spaced
-    windows (7 into 3: 3 wide, every 2), else None."""
+    windows (7 into 3: 3 wide, every 2), else None (also when cells outnumber positions)."""
+    if cells > size:
+        return None
     starts = [i * size // cells for i in range(cells)]
-    ends = [-(-(i + 1) * size // cells) for i in range(cells)]
-    kernel, stride = ends[0] - starts[0], (starts[1] - starts[0] if cells > 1 else size)
-    if all(e - s == kernel for s, e in zip(starts, ends)) and starts == list(range(0, stride * cells, stride)):
+    ends = [((i + 1) * size + cells - 1) // cells for i in range(cells)]
+    kernel = ends[0] - starts[0]
+    stride = starts[1] - starts[0] if cells > 1 else size
+    if all(end - start == kernel for start, end in zip(starts, ends)) and starts == [i * stride for i in range(cells)]:
         return kernel, stride
     return None
 
