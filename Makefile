@@ -64,15 +64,18 @@ pretrained: venv
 
 ## pretrained-letters: retrain the letter weights (on the bundled MNIST features) from their committed config
 ## (its generator draws handwriting fonts from Debian: apt-get install $(cat mnist-pipeline/handwriting-fonts.txt))
-## (three teachers, each on its own seeded draw of letters, then the bundled model distilled from them: ~11 min)
+## (four teachers, each on its own seeded draw of letters, then the bundled model distilled from them: ~12 min)
+## (teachers 0-2 read the letter through one global average, teacher 3 through 4x4 cells: SEED:HEAD_GRID)
 LETTERS_CONFIG := ascii-letter-pipeline/src/ascii_letter/configs/pretrained.yml
+LETTER_TEACHERS := 0:1 1:1 2:1 3:4
 pretrained-letters: venv
 	rm -rf build/pretrained-letters
-	for seed in 0 1 2; do \
+	for teacher in $(LETTER_TEACHERS); do seed=$${teacher%:*}; grid=$${teacher#*:}; \
 	  $(BIN)/ascii-letter save-datasets --config $(LETTERS_CONFIG) --seed $$seed \
 	    --artifact-dir build/pretrained-letters/teacher-$$seed && \
 	  $(BIN)/ascii-letter train-model --config $(LETTERS_CONFIG) --seed $$seed --teachers [] --augment false \
-	    --epochs 8 --model-version teacher --artifact-dir build/pretrained-letters/teacher-$$seed || exit 1; \
+	    --epochs 8 --head-grid $$grid --model-version teacher --artifact-dir build/pretrained-letters/teacher-$$seed \
+	    || exit 1; \
 	done
 	$(BIN)/ascii-letter save-datasets --config $(LETTERS_CONFIG) --artifact-dir build/pretrained-letters
 	$(BIN)/ascii-letter train-model --config $(LETTERS_CONFIG) --artifact-dir build/pretrained-letters --force

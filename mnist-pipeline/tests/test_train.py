@@ -123,7 +123,8 @@ def test_invalid_settings_are_refused(flag, message, tmp_path):
 
 def test_a_distilled_model_learns_what_its_teachers_read_and_names_them(mnist_config, accuracy_of, tmp_path):
     """With ``teachers``, their probabilities are the targets, not the labels: a teacher that reads every
-    digit d as d+1 (the bundled model with its head's rows rolled) teaches its student the same."""
+    digit d as d+1 (the bundled model with its head's rows rolled) teaches its student the same, whatever
+    head each has (the teacher loads with its own: the bundled letters learn from teachers of two heads)."""
     state = load_state_dict(locate(mnist_config, True).manifest, "classifier")
     for key in ("head.2.weight", "head.2.bias"):
         state[key] = state[key].roll(1, 0)
@@ -131,7 +132,8 @@ def test_a_distilled_model_learns_what_its_teachers_read_and_names_them(mnist_co
         tmp_path / "teacher", name="mnist", version="shifted", state_dicts={"classifier": state},
         config=MnistConfig().to_dict(), metrics={}, dataset_sha256=None, code_version="test",
     )  # fmt: skip
-    config = small_config(mnist_config, tmp_path / "student", epochs=2, teachers=(str(teacher),))
+    config = small_config(mnist_config, tmp_path / "student", epochs=2, head_grid=2, teachers=(str(teacher),))
+    assert MnistConfig().head_grid != config.head_grid
     manifest = train_model(config)
 
     student = mnist_classifier(config, pretrained=str(manifest))

@@ -15,7 +15,7 @@ from mnist.config import MnistConfig
 class AsciiLetterConfig(MnistConfig):
     pipeline = "ascii_letter"
     bundled_weights: ClassVar[Path] = Path(__file__).parent / "pretrained"
-    pretrained_version: ClassVar[str] = "1.7.0"
+    pretrained_version: ClassVar[str] = "1.8.0"
     model_factory = "ascii_letter.model:ascii_letter_classifier"
     # mnist's, plus the letters' own dataset.py settings (examples_per_class stays: a generated
     # child of this pipeline draws its own examples under that name)
