@@ -133,7 +133,7 @@ def test_a_distilled_model_learns_what_its_teachers_read_and_names_them(mnist_co
         config=MnistConfig().to_dict(), metrics={}, dataset_sha256=None, code_version="test",
     )  # fmt: skip
     config = small_config(mnist_config, tmp_path / "student", epochs=2, head_grid=2, teachers=(str(teacher),))
-    assert MnistConfig().head_grid != config.head_grid
+    assert read_manifest(teacher)["config"]["head_grid"] != config.head_grid
     manifest = train_model(config)
 
     student = mnist_classifier(config, pretrained=str(manifest))
