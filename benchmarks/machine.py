@@ -6,6 +6,7 @@ versions, and the load average, which shows whether other work was competing for
 
 from __future__ import annotations
 
+import importlib
 import importlib.metadata
 import os
 import platform
@@ -29,6 +30,22 @@ def package_version(name: str) -> str | None:
     try:
         return importlib.metadata.version(name)
     except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+# The pipelines' versions as their code says: an editable install's metadata keeps the version it was
+# installed at, so after a bump it would name the wrong one.
+PIPELINES = {
+    "mnist-pipeline": "mnist",
+    "ascii-letter-pipeline": "ascii_letter",
+    "breast-cancer-pipeline": "breast_cancer",
+}
+
+
+def code_version(module: str) -> str | None:
+    try:
+        return importlib.import_module(f"{module}.__version__").__version__
+    except ImportError:
         return None
 
 
@@ -67,7 +84,8 @@ def describe_machine(repo: Path) -> dict[str, Any]:
         "python": platform.python_version(),
         "platform": platform.platform(),
         "versions": {
-            name: package_version(name) for name in ("torch", "onnxruntime", "numpy", "pyarrow", "mnist-pipeline")
+            **{name: package_version(name) for name in ("torch", "onnxruntime", "numpy", "pyarrow", "mlpipes")},
+            **{name: code_version(module) for name, module in PIPELINES.items()},
         },
         "git_commit": git_commit(repo),
     }

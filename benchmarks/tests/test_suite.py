@@ -10,6 +10,7 @@ import os
 import pytest
 import torch
 
+import mnist
 from benchmarks import __main__ as cli
 from benchmarks import registry
 from benchmarks.fastpath import GATHER_FRAGMENTS, batches, our_gather
@@ -122,6 +123,7 @@ def test_suite_writes_results_with_machine_description_and_statuses(tmp_path, mo
     assert report["mode"] == "quick"
     assert {"cpu_model", "cpu_cores", "date", "load_average_start", "load_average_end"} <= report["machine"].keys()
     assert report["machine"]["versions"]["torch"].startswith(torch.__version__.split("+")[0])
+    assert report["machine"]["versions"]["mnist-pipeline"] == mnist.__version__  # the code's, not stale metadata
     assert [r["status"] for r in report["rows"]] == [MET, NOT_AVAILABLE]
     assert report["summary"][MET] == 1 and report["summary"][NOT_AVAILABLE] == 1
     printed = capsys.readouterr().out
