@@ -33,9 +33,10 @@ def package_version(name: str) -> str | None:
         return None
 
 
-# The pipelines' versions as their code says: an editable install's metadata keeps the version it was
-# installed at, so after a bump it would name the wrong one.
-PIPELINES = {
+# Our packages' versions as their code says: an editable install's metadata keeps the version it
+# was installed at, so after a bump it would name the wrong one.
+OUR_PACKAGES = {
+    "mlpipes": "mlpipes",
     "mnist-pipeline": "mnist",
     "ascii-letter-pipeline": "ascii_letter",
     "breast-cancer-pipeline": "breast_cancer",
@@ -44,8 +45,8 @@ PIPELINES = {
 
 def code_version(module: str) -> str | None:
     try:
-        return importlib.import_module(f"{module}.__version__").__version__
-    except ImportError:
+        return str(importlib.import_module(module).__version__)
+    except (ImportError, AttributeError):
         return None
 
 
@@ -84,8 +85,8 @@ def describe_machine(repo: Path) -> dict[str, Any]:
         "python": platform.python_version(),
         "platform": platform.platform(),
         "versions": {
-            **{name: package_version(name) for name in ("torch", "onnxruntime", "numpy", "pyarrow", "mlpipes")},
-            **{name: code_version(module) for name, module in PIPELINES.items()},
+            **{name: package_version(name) for name in ("torch", "onnxruntime", "numpy", "pyarrow")},
+            **{name: code_version(module) for name, module in OUR_PACKAGES.items()},
         },
         "git_commit": git_commit(repo),
     }
