@@ -230,7 +230,8 @@ async function start() {
   $("undo").addEventListener("click", undo);
   $("clear").addEventListener("click", clear);
   const infos = await listModels();
-  for (const info of infos) state.models[info.pipeline] = await Classifier.load(info);
+  const loaded = await Promise.all(infos.map((info) => Classifier.load(info)));
+  infos.forEach((info, i) => (state.models[info.pipeline] = loaded[i]));
   const rank = (pipeline) => (pipeline in TITLES ? Object.keys(TITLES).indexOf(pipeline) : 99);
   const pipelines = Object.keys(state.models).sort((a, b) => rank(a) - rank(b)); // Digits first
   $("modes").replaceChildren(

@@ -69,8 +69,8 @@ def killed_at_first_checkpoint(command: list[str], runs: Path) -> Path:
 
 
 def test_resume_after_kill_matches_an_uninterrupted_run(bc_config, tmp_path, bc_process, bc_cli, capsys):
-    # dropout 0: mlpipes reseeds the recipe's generator per step but not torch's default one, which dropout draws from
-    settings = {"epochs": 12, "dropout": 0.0, "checkpoint_every": 2}
+    # dropout on: each step reseeds the generator dropout draws from, so the resumed steps draw the same masks
+    settings = {"epochs": 12, "dropout": 0.3, "checkpoint_every": 2}
     killed = short(bc_config, tmp_path / "killed", **settings)
     argv = ["train-model", "--artifact-dir", killed.artifact_dir, "--dataset-url", killed.dataset_url]
     argv += [f"--{key.replace('_', '-')}={value}" for key, value in settings.items()]

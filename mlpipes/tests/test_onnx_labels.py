@@ -16,10 +16,10 @@ from mlpipes.onnx import OnnxClassifier  # noqa: E402
 
 
 def graph_file(path, labels, classes: int = 3, output: str = "logits", temperature=None):
-    """A tiny hand-built graph: images (N, 1, 2, 2) → flatten → matmul → (N, classes)."""
+    """A tiny hand-built graph: images (N, 1, 2, 2) → flatten → matmul → (N, classes), every class its own logit."""
     from onnx import TensorProto, helper, numpy_helper
 
-    weight = numpy_helper.from_array(np.ones((4, classes), np.float32), "w")
+    weight = numpy_helper.from_array(np.arange(4 * classes, dtype=np.float32).reshape(4, classes) / 4, "w")
     nodes = [helper.make_node("Flatten", ["images"], ["flat"]), helper.make_node("MatMul", ["flat", "w"], [output])]
     graph = helper.make_graph(
         nodes,
@@ -42,6 +42,17 @@ def test_matching_labels_load_and_predict(tmp_path):
     model = OnnxClassifier(graph_file(tmp_path / "ok.onnx", ["a", "b", "c"]))
     assert model.labels == ("a", "b", "c")
     assert model.predict(np.zeros((2, 1, 2, 2), np.float32)).shape == (2, 3)
+
+
+def test_predict_divides_the_logits_by_the_metadata_temperature(tmp_path):
+    from mlpipes.calibration import softmax
+
+    inputs = np.random.default_rng(0).random((4, 1, 2, 2), dtype=np.float32)
+    for temperature in (None, 0.5, 2.0):
+        model = OnnxClassifier(graph_file(tmp_path / f"t{temperature}.onnx", ["a", "b", "c"], temperature=temperature))
+        got = model.predict(inputs)
+        assert got.dtype == np.float32
+        np.testing.assert_allclose(got, softmax(model.logits(inputs), temperature or 1.0), rtol=1e-5, atol=1e-7)
 
 
 @pytest.mark.parametrize(

@@ -15,7 +15,7 @@ from torch import nn
 from mlpipes.errors import UserError
 from mlpipes.pipeline import PipelineConfig
 from mlpipes.records import write_records
-from mlpipes.training import InMemorySource, Trainer, with_credentials
+from mlpipes.training import InMemorySource, Trainer, seed_device, with_credentials
 from mlpipes.weights import load_state_dict, read_manifest
 
 
@@ -162,3 +162,13 @@ def test_in_memory_shares_are_equal_disjoint_and_resumable(rows: int, world: int
     evaluation = [InMemorySource(columns, batch, shuffle=False, rank=r, world=world) for r in range(world)]
     covered = sorted(torch.cat([b["i"] for s in evaluation for b in s.batches(0)]).tolist())
     assert covered == list(range(rows))  # evaluation covers every row once
+
+
+def test_seed_device_makes_dropout_depend_on_the_step_seed_alone() -> None:
+    def dropout_after(seed: int) -> torch.Tensor:
+        torch.rand(7)  # whatever ran before must not matter
+        seed_device(torch.device("cpu"), seed)
+        return torch.nn.functional.dropout(torch.ones(256), 0.5)
+
+    assert torch.equal(dropout_after(123), dropout_after(123))
+    assert not torch.equal(dropout_after(123), dropout_after(124))

@@ -4,6 +4,7 @@ import torch
 
 from mlpipes.errors import DataError
 from mnist import preprocess_images, preprocess_labels
+from mnist.preprocess import preprocess_array
 
 rng = np.random.default_rng(0)
 digits = np.zeros((3, 28, 28), dtype=np.uint8)
@@ -27,6 +28,9 @@ def test_every_supported_layout_gives_the_same_tensor(images):
     x = preprocess_images(images)
     assert x.dtype == torch.float32 and x.shape == (3, 1, 28, 28)
     torch.testing.assert_close(x, torch.from_numpy(digits).float().div(255)[:, None])
+    array = preprocess_array(images)  # what ONNX Runtime is given: the same numbers, no torch round trip
+    assert isinstance(array, np.ndarray) and array.dtype == np.float32 and array.flags.c_contiguous
+    np.testing.assert_array_equal(array, x.numpy())
 
 
 def test_single_image_gets_a_batch_dimension():

@@ -167,6 +167,14 @@ def test_page_loads_with_the_exported_model(page):
     assert f"mnist {MnistConfig.pretrained_version}" in page.locator("#status").text_content()
 
 
+def test_the_runtime_downloads_once_and_before_the_models(page):
+    # The preload in index.html only helps if ORT-web's own fetch reuses it: one download, started first.
+    fetched = page.evaluate("performance.getEntriesByType('resource').map((e) => [e.name, e.startTime])")
+    wasm = [start for name, start in fetched if name.endswith(".wasm")]
+    models = [start for name, start in fetched if name.endswith(".onnx") or name.endswith("index.json")]
+    assert len(wasm) == 1 and models and wasm[0] < min(models), fetched
+
+
 def test_letters_mode_uses_the_letter_model_and_its_framing(page, letters):
     page.evaluate("app.clear()")
     page.click("#modes button:text('Letters')")

@@ -177,6 +177,19 @@ def load_test_split(
     return InMemorySource(tensors, 1000, shuffle=False, rank=rank, world=world)
 
 
+def seed_device(device: torch.device, seed: int) -> None:
+    """Seed the generator that dropout on ``device`` draws from.
+
+    Not ``torch.manual_seed``: called every step, it would also queue a seed, with a formatted stack
+    trace, for each accelerator backend not yet started (CUDA, XPU, MTIA): 0.14-0.2 ms a step on a 2-core CPU.
+    """
+    torch.default_generator.manual_seed(seed)
+    if device.type == "cuda":
+        torch.cuda.manual_seed(seed)  # the current device, which is this rank's
+    elif device.type != "cpu":
+        torch.manual_seed(seed)
+
+
 def evaluate(model: nn.Module, source: BatchSource, inputs: InputsFn, labels: tuple[str, ...]) -> dict[str, Any]:
     """Metrics of ``model`` on a split: each rank scores its part, the sums are the split's."""
     confusion, loss_sum = confusion_and_loss(model, source.batches(0), inputs, len(labels))
@@ -391,7 +404,7 @@ class Trainer:
             waited += time.perf_counter() - wait_start
             step_seed = hash((config.seed, epoch, step, distributed.rank())) & (2**63 - 1)
             self.generator.manual_seed(step_seed)  # augmentation (and dropout, below) depend on the step alone,
-            torch.manual_seed(step_seed)  # so a run resumed at any step continues exactly
+            seed_device(device, step_seed)  # so a run resumed at any step continues exactly
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.precision == "bf16"):
                 loss, logits = loss_fn(net, batch)
             optimizer.zero_grad(set_to_none=True)

@@ -27,7 +27,7 @@ class MnistConfig(PipelineConfig):
     model_factory = "mnist.model:mnist_classifier"
     batch_inputs = "mnist.dataset:batch_inputs"
     read_input = "mnist.preprocess:read_image"
-    preprocess = "mnist.preprocess:preprocess_images"
+    preprocess = "mnist.preprocess:preprocess_array"
     recipe_fields = (  # read by dataset.py and train.py alone: a generated child's own code ignores them
         "mirrors", "pen_digits", "handwriting_fonts", "augment", "augment_rotation", "augment_shear",
         "augment_scale", "augment_translate", "augment_elastic", "augment_thickness", "calibration_fonts",

@@ -34,6 +34,15 @@ def preprocess_images(
     Accepts numpy or torch; uint8 0–255 or float 0–1; shapes (H, W), (N, H, W), (N, H, W, 1)
     channels-last as in Keras, or (N, 1, H, W). ``invert=None`` flips dark-on-white images
     (judged by their border) to MNIST's white-on-black; True/False forces it for all.
+    """
+    return torch.from_numpy(preprocess_array(images, invert, min_size))
+
+
+def preprocess_array(
+    images: np.ndarray | torch.Tensor, invert: bool | None = None, min_size: int = MIN_SIZE
+) -> np.ndarray:
+    """:func:`preprocess_images` as a NumPy array: what ONNX Runtime takes, with no torch round trip.
+
     The work is done in numpy: for one small image that is several times faster than torch ops,
     which matters when the model itself (on ONNX Runtime) takes tens of microseconds.
     """
@@ -58,7 +67,7 @@ def preprocess_images(
         raise DataError(f"images of shape {shape}: expected (H,W), (N,H,W), (N,H,W,1) or (N,1,H,W) with one channel")
     if x.shape[-1] < min_size or x.shape[-2] < min_size:
         raise DataError(f"images of shape {shape}: height and width must be at least {min_size} pixels")
-    x = x.astype(np.float32) / np.float32(255) if x.dtype == np.uint8 else _as_unit_float(x, shape)
+    x = np.divide(x, np.float32(255), dtype=np.float32) if x.dtype == np.uint8 else _as_unit_float(x, shape)
     if invert is None:
         pixels = x.reshape(len(x), x.shape[-2] * x.shape[-1])  # not -1: an empty batch has no size to infer
         flip = pixels @ border_weights(*x.shape[-2:]) > 0.5  # mean of each image's border
@@ -66,7 +75,7 @@ def preprocess_images(
             x = np.where(flip[:, None, None, None], 1 - x, x)
     elif invert:
         x = 1 - x
-    return torch.from_numpy(np.ascontiguousarray(x))
+    return np.ascontiguousarray(x)
 
 
 def _as_unit_float(x: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
