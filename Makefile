@@ -66,7 +66,7 @@ pretrained: venv
 ## (its generator draws handwriting fonts from Debian: apt-get install $(cat mnist-pipeline/handwriting-fonts.txt))
 ## (four teachers, each on its own seeded draw of letters, then the bundled model distilled from them: ~12 min)
 ## (teachers 0-2 read the letter through one global average, teacher 3 through 4x4 cells: SEED:HEAD_GRID;
-## the config's `teachers` lists build/pretrained-letters/teacher-SEED for these seeds: keep the two in step)
+## the config's `teachers` lists build/pretrained-letters/teacher-SEED for these seeds: a test keeps the two in step)
 LETTERS_CONFIG := ascii-letter-pipeline/src/ascii_letter/configs/pretrained.yml
 LETTER_TEACHERS := 0:1 1:1 2:1 3:4
 pretrained-letters: venv

@@ -1,5 +1,6 @@
 import subprocess
 import sys
+from pathlib import Path
 
 from ascii_letter import AsciiLetterConfig
 from mnist import MnistConfig
@@ -55,3 +56,14 @@ def test_a_generated_child_of_the_letters_refuses_their_own_data_settings_and_ke
         with pytest.raises(ConfigError, match=f"key '{key}': Grandchild's code does not read it"):
             Grandchild().replace(**{key: value})
     assert AsciiLetterConfig(generator="fonts").generator == "fonts"  # the letters themselves read it
+
+
+def test_the_makefile_trains_the_teachers_the_recipe_distils_from():
+    # `make pretrained-letters` trains a teacher per LETTER_TEACHERS seed; the recipe lists their weights.
+    repo = Path(__file__).resolve().parents[2]
+    line = next(x for x in (repo / "Makefile").read_text().splitlines() if x.startswith("LETTER_TEACHERS :="))
+    seeds = [teacher.split(":")[0] for teacher in line.partition(":=")[2].split()]
+    recipe = AsciiLetterConfig.from_yaml(repo / "ascii-letter-pipeline/src/ascii_letter/configs/pretrained.yml")
+    assert seeds and list(recipe.teachers) == [
+        f"build/pretrained-letters/teacher-{seed}/weights/ascii_letter-teacher.json" for seed in seeds
+    ]
