@@ -1,3 +1,4 @@
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -59,11 +60,15 @@ def test_a_generated_child_of_the_letters_refuses_their_own_data_settings_and_ke
 
 
 def test_the_makefile_trains_the_teachers_the_recipe_distils_from():
-    # `make pretrained-letters` trains a teacher per LETTER_TEACHERS seed; the recipe lists their weights.
+    # `make pretrained-letters` trains a teacher per LETTER_TEACHERS seed, in its own artifact folder
+    # and as version "teacher"; the recipe it distils with must list exactly those weights.
     repo = Path(__file__).resolve().parents[2]
-    line = next(x for x in (repo / "Makefile").read_text().splitlines() if x.startswith("LETTER_TEACHERS :="))
-    seeds = [teacher.split(":")[0] for teacher in line.partition(":=")[2].split()]
-    recipe = AsciiLetterConfig.from_yaml(repo / "ascii-letter-pipeline/src/ascii_letter/configs/pretrained.yml")
+    makefile = (repo / "Makefile").read_text()
+    variables = dict(re.findall(r"^(LETTERS_CONFIG|LETTER_TEACHERS) := (.+)$", makefile, re.M))
+    seeds = [teacher.split(":")[0] for teacher in variables["LETTER_TEACHERS"].split()]
+    teacher_folder = re.search(r"--artifact-dir (\S+)-\$\$seed", makefile).group(1)
+    version = re.search(r"--model-version (\S+) --artifact-dir " + re.escape(teacher_folder), makefile).group(1)
+    recipe = AsciiLetterConfig.from_yaml(repo / variables["LETTERS_CONFIG"])
     assert seeds and list(recipe.teachers) == [
-        f"build/pretrained-letters/teacher-{seed}/weights/ascii_letter-teacher.json" for seed in seeds
+        f"{teacher_folder}-{seed}/weights/ascii_letter-{version}.json" for seed in seeds
     ]

@@ -28,9 +28,14 @@ def test_every_supported_layout_gives_the_same_tensor(images):
     x = preprocess_images(images)
     assert x.dtype == torch.float32 and x.shape == (3, 1, 28, 28)
     torch.testing.assert_close(x, torch.from_numpy(digits).float().div(255)[:, None])
-    array = preprocess_array(images)  # what ONNX Runtime is given: the same numbers, no torch round trip
+    array = preprocess_array(images)  # what ONNX Runtime is given, with no torch round trip
     assert isinstance(array, np.ndarray) and array.dtype == np.float32 and array.flags.c_contiguous
-    np.testing.assert_array_equal(array, x.numpy())
+
+
+def test_uint8_becomes_float32_value_by_value_exactly_as_dividing_by_255():
+    every_value = (np.arange(28 * 28) % 256).astype(np.uint8).reshape(28, 28)  # the models were trained on these bits
+    expected = every_value.astype(np.float32)[None, None] / np.float32(255)
+    np.testing.assert_array_equal(preprocess_array(every_value, invert=False), expected)
 
 
 def test_single_image_gets_a_batch_dimension():

@@ -184,7 +184,7 @@ def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
 
     A batch-1 ``predict()`` spends as long in NumPy calls as in the model itself, so each one counts.
     """
-    z = logits - logits.max(axis=1, keepdims=True)  # the one new array; the rest work in place
+    z = np.subtract(logits, logits.max(axis=1, keepdims=True), dtype=np.float32)  # the one new array
     if temperature != 1.0:
         z /= np.float32(temperature)
     np.exp(z, out=z)
@@ -271,7 +271,7 @@ class OnnxClassifier:
         x = np.ascontiguousarray(x, dtype=np.float32)
         if not len(x):
             return np.zeros((0, len(self.labels)), np.float32)
-        return softmax(self.logits(x), self.temperature).astype(np.float32, copy=False)
+        return softmax(self.logits(x), self.temperature)
 
     def __repr__(self) -> str:
         return f"OnnxClassifier({str(self.path)!r}, labels={len(self.labels)})"
