@@ -6,7 +6,9 @@ Each sample of the validation set (UNIPEN pen trajectories placed on the 280 px 
 README) is drawn by ``mnist.pen.pad_image`` — the same function the letter generator
 draws with — framed by ``mnist.preprocess.frame_ink`` with the model config's ``drawing`` (what
 the page reads from the ONNX metadata), and classified. Reported per case (digits, capitals,
-lower case, all letters): top-1, top-3, mean top-1 probability, and the worst confusions.
+lower case, all letters): top-1, top-3, mean top-1 probability, and the worst confusions; then
+top-1 per contributor and a 90 % interval over contributors, since the targets are measured on
+writers this set does not hold.
 
 Validation only: nothing here may feed training, calibration or data selection, and nothing it
 reads or draws is written anywhere (this module lives in ``benchmarks/`` for that reason).
@@ -78,6 +80,38 @@ def case_report(probs: np.ndarray, samples: list[dict[str, Any]], labels: tuple[
             {"char": c, "predicted": p, "count": n, "share": round(n / per_char[c], 3)}
             for (c, p), n in mistakes.most_common(worst)
         ],
+        "by_contributor": by_contributor(hit1, hit3, samples),
+    }
+
+
+def by_contributor(
+    hit1: np.ndarray, hit3: np.ndarray, samples: list[dict[str, Any]], draws: int = 4000, seed: int = 0
+) -> dict[str, Any] | None:
+    """Top-1/top-3 per contributor, and where they could land on another set like this one.
+
+    The targets are measured on writers who are not in this set, and contributors (the institutions
+    that collected the samples) differ far more than samples do. Resampling whole contributors with
+    replacement (a cluster bootstrap, seeded) gives a 90 % interval for a set drawn the same way.
+    None when the samples do not name their contributor.
+    """
+    names = [s.get("contributor") for s in samples]
+    if not names or None in names:
+        return None
+    contributors = sorted(set(names), key=lambda n: (-names.count(n), n))
+    member = np.array([[n == c for n in names] for c in contributors], np.int64)  # (contributors, samples)
+    sizes, right1, right3 = member.sum(1), member @ hit1.astype(np.int64), member @ hit3.astype(np.int64)
+    k = len(contributors)
+    picks = np.random.default_rng(seed).multinomial(k, [1 / k] * k, draws)  # times each is drawn, per set
+    top1, top3 = (picks @ right1) / (picks @ sizes), (picks @ right3) / (picks @ sizes)
+    return {
+        "contributors": {
+            c: {"n": int(n), "top1": float(r1 / n), "top3": float(r3 / n)}
+            for c, n, r1, r3 in zip(contributors, sizes, right1, right3)
+        },
+        "interval_90": {
+            "top1": [float(q) for q in np.percentile(top1, [5, 95])],
+            "top3": [float(q) for q in np.percentile(top3, [5, 95])],
+        },
     }
 
 
@@ -127,6 +161,16 @@ def text_report(result: dict[str, Any]) -> str:
             f"  {case:<11} {r['n']:>5} {r['top1']:>6.3f} {r['top3']:>6.3f} {r['mean_top1_probability']:>8.3f} "
             f"{r['ece']:>6.3f}  {worst}"
         )
+    spread = {case: r["by_contributor"] for case, r in result["cases"].items() if r.get("by_contributor")}
+    if spread:
+        lines.append("  on another set drawn like this one (contributors resampled; 90 % interval):")
+        for case, b in spread.items():
+            (low1, high1), (low3, high3) = b["interval_90"]["top1"], b["interval_90"]["top3"]
+            each = ", ".join(f"{c} {v['top1']:.2f} (n={v['n']})" for c, v in b["contributors"].items())
+            lines.append(
+                f"  {case:<11} top-1 {low1:.3f}-{high1:.3f}  top-3 {low3:.3f}-{high3:.3f}  "
+                f"top-1 per contributor: {each}"
+            )
     return "\n".join(lines)
 
 

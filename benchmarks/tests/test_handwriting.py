@@ -59,3 +59,15 @@ def test_the_row_is_registered_with_the_issue_targets():
     import benchmarks.rows  # noqa: F401  (registers)
 
     assert "handwriting" in ROWS and "0.85" in ROWS["handwriting"].target and "0.985" in ROWS["handwriting"].target
+
+
+def test_contributors_are_scored_apart_and_resampled_whole():
+    hit = np.array([True] * 6 + [False] * 2)  # "good" reads all 6, "bad" none of its 2
+    samples = [dict(sample("a", 0), contributor="good")] * 6 + [dict(sample("a", 0), contributor="bad")] * 2
+    r = handwriting.by_contributor(hit, hit, samples)
+    assert r["contributors"] == {"good": {"n": 6, "top1": 1.0, "top3": 1.0}, "bad": {"n": 2, "top1": 0.0, "top3": 0.0}}
+    low, high = r["interval_90"]["top1"]
+    assert low == 0.0 and high == 1.0  # a set of two contributors can draw "bad" twice, or "good" twice
+    one = handwriting.by_contributor(hit[:6], hit[:6], samples[:6])
+    assert one["interval_90"] == {"top1": [1.0, 1.0], "top3": [1.0, 1.0]}
+    assert handwriting.by_contributor(hit, hit, [sample("a", 0)] * 8) is None  # photos name no contributor
