@@ -97,8 +97,9 @@ def by_contributor(
     names = [s.get("contributor") for s in samples]
     if not names or None in names:
         return None
-    contributors = sorted(set(names), key=lambda n: (-names.count(n), n))
-    member = np.array([[n == c for n in names] for c in contributors], np.int64)  # (contributors, samples)
+    counts = Counter(names)
+    contributors = sorted(counts, key=lambda n: (-counts[n], n))
+    member = (np.array(contributors)[:, None] == np.array(names)).astype(np.int64)  # (contributors, samples)
     sizes, right1, right3 = member.sum(1), member @ hit1.astype(np.int64), member @ hit3.astype(np.int64)
     k = len(contributors)
     picks = np.random.default_rng(seed).multinomial(k, [1 / k] * k, draws)  # times each is drawn, per set
